@@ -1,0 +1,265 @@
+"""Ingest benchmark: a real broker, a publisher process, the platform's ingest path, durable storage.
+
+Measures, for (a) Sparkplug B DDATA payloads of many metrics and (b) one sample
+per message: samples/s sustained and durably stored (counted in the historian
+after the run), end-to-end latency from publish to queryable (commit) p50/p99,
+and peak RSS of the platform process. Side by side, the same publisher stream
+goes to a peer: a bare paho subscriber that only counts messages (no decode, no
+storage), the ceiling of this broker and client on this machine; the ratio says
+how much of it the platform keeps.
+
+Run: python benchmarks/ingest.py [--json] [--seconds 10] [--metrics 200] [--devices 50]
+Uses Mosquitto where installed, else the embedded broker (it says which).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform as pyplatform
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import paho.mqtt.client as mqtt
+import psutil
+from rich.console import Console
+from rich.table import Table
+
+from shopfloor.config.schema import PlantConfig
+from shopfloor.connectors.mqtt.sparkplug import DataType, MetricSpec, encode_birth, encode_data
+from shopfloor.platform import Platform
+from shopfloor.testing.mosquitto import Mosquitto, find_mosquitto
+
+GROUP, NODE = "bench", "edge1"
+console = Console(stderr=True)
+
+
+@dataclass
+class Result:
+    case: str
+    sink: str
+    messages: int
+    samples: int
+    seconds: float
+    samples_per_s: float
+    stored: int | None
+    latency_ms_p50: float | None
+    latency_ms_p99: float | None
+    peak_rss_mb: float | None
+
+
+def plant(devices: int, metrics: int) -> PlantConfig:
+    equipment = [
+        {
+            "name": f"dev{d}",
+            "source": {"protocol": "sparkplug", "group": GROUP, "node": NODE, "device": f"dev{d}"},
+            "tags": [{"name": f"m{m}"} for m in range(metrics)],
+        }
+        for d in range(devices)
+    ]
+    return PlantConfig.model_validate({
+        "site": {"name": "bench", "areas": [{"name": "a", "lines": [{"name": "l", "equipment": equipment}]}]},
+        "mqtt": {"qos": 1},
+    })
+
+
+def publish(host: str, port: int, devices: int, metrics: int, seconds: float, qos: int, ready: mp.Event,
+            go: mp.Event, out: mp.Queue) -> None:
+    """The publisher process: births, then DDATA round-robin over devices as fast as the client goes."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}")
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect(host, port)
+    client.loop_start()
+    specs = [MetricSpec(f"m{m}", DataType.Double, m) for m in range(metrics)]
+    aliases = np.arange(metrics, dtype=np.uint64)
+    types = np.full(metrics, int(DataType.Double), np.uint32)
+    rng = np.random.default_rng(7)
+    base_values = rng.normal(50, 10, (devices, metrics))
+    ready.set()
+    go.wait()
+    seq = 0
+    now_ms = int(time.time() * 1000)
+    client.publish(f"spBv1.0/{GROUP}/NBIRTH/{NODE}", encode_birth(now_ms, seq, [], [], bdseq=0), qos=qos)
+    for d in range(devices):
+        seq = (seq + 1) % 256
+        client.publish(f"spBv1.0/{GROUP}/DBIRTH/{NODE}/dev{d}",
+                       encode_birth(now_ms, seq, specs, base_values[d].tolist()), qos=qos)
+    topics = [f"spBv1.0/{GROUP}/DDATA/{NODE}/dev{d}" for d in range(devices)]
+    sent = sent_samples = 0
+    start = time.monotonic()
+    k = 0
+    info = None
+    while time.monotonic() - start < seconds:
+        for d in range(devices):
+            seq = (seq + 1) % 256
+            k += 1
+            ts = np.full(metrics, now_ms + k, np.uint64)  # distinct sample times per message
+            payload = encode_data(int(time.time() * 1000), seq, aliases, types, base_values[d] + k * 1e-3, ts)
+            info = client.publish(topics[d], payload, qos=qos)
+            sent += 1
+            sent_samples += metrics
+    if info is not None:
+        info.wait_for_publish(60)
+    elapsed = time.monotonic() - start
+    client.loop_stop()
+    client.disconnect()
+    out.put((sent, sent_samples, elapsed))
+
+
+class NullSink:
+    """The peer: a paho subscriber that counts messages and does nothing else."""
+
+    def __init__(self, host: str, port: int, qos: int) -> None:
+        self.messages = 0
+        self.first = self.last = 0.0
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-null", clean_session=True)
+        self.client.on_message = self._on_message
+        self.client.connect(host, port)
+        self.client.subscribe(f"spBv1.0/{GROUP}/DDATA/#", qos)
+        self.client.loop_start()
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        now = time.monotonic()
+        if not self.messages:
+            self.first = now
+        self.last = now
+        self.messages += 1
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def run_case(case: str, sink: str, host: str, port: int, broker_url: str, devices: int, metrics: int,
+             seconds: float, qos: int) -> Result:
+    ctx = mp.get_context("spawn")
+    ready, go, out = ctx.Event(), ctx.Event(), ctx.Queue()
+    proc = ctx.Process(target=publish, args=(host, port, devices, metrics, seconds, qos, ready, go, out))
+    proc.start()
+    ready.wait(60)
+    if sink == "platform":
+        data_dir = Path(tempfile.mkdtemp(prefix="shopfloor-bench-"))
+        platform = Platform(plant(devices, metrics), data_dir=data_dir, broker_url=broker_url)
+        platform.start()
+        rss_peak = [0.0]
+        timeline: list[tuple[float, int]] = []
+        stop = threading.Event()
+        me = psutil.Process()
+        writer = platform.writer
+
+        def watch() -> None:
+            while not stop.is_set():
+                rss_peak[0] = max(rss_peak[0], me.memory_info().rss / 2**20)
+                timeline.append((time.monotonic(), writer.rows_committed))
+                time.sleep(0.02)
+
+        threading.Thread(target=watch, daemon=True).start()
+        births = devices * metrics
+        go.set()
+        sent, sent_samples, _ = out.get(timeout=seconds + 120)
+        proc.join(30)
+        expected = sent_samples + births
+        with console.status(f"{case}: waiting for the historian to commit {expected:,} samples"):
+            deadline = time.monotonic() + 300
+            while writer.rows_committed < expected and time.monotonic() < deadline:
+                time.sleep(0.02)
+        time.sleep(0.05)
+        stop.set()
+        p50, p99 = writer.latency.percentiles_ms(50, 99)
+        platform.stop()
+        from shopfloor.historian import open_historian
+
+        historian = open_historian("duckdb", data_dir)
+        stored = historian.count()
+        historian.close()
+        # Sustained rate over the data messages: from the first commit past the births to the last commit.
+        start_t, start_rows = next(((t, r) for t, r in timeline if r > births), timeline[-1])
+        end_t, end_rows = next(((t, r) for t, r in timeline if r >= expected), timeline[-1])
+        span = max(end_t - start_t, 1e-9)
+        return Result(case, "shopfloor", sent, sent_samples, span, (end_rows - start_rows) / span, stored - births,
+                      p50, p99, rss_peak[0])
+    sink_client = NullSink(host, port, qos)
+    time.sleep(0.3)
+    go.set()
+    sent, sent_samples, _ = out.get(timeout=seconds + 120)
+    proc.join(30)
+    deadline = time.monotonic() + 30
+    while sink_client.messages < sent and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sink_client.close()
+    span = max(sink_client.last - sink_client.first, 1e-9)
+    received = sink_client.messages
+    return Result(case, "peer: bare paho subscriber", sent, sent_samples, span, received * metrics / span, None,
+                  None, None, None)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=10.0, help="publishing time per run")
+    ap.add_argument("--devices", type=int, default=50)
+    ap.add_argument("--metrics", type=int, default=200, help="metrics per Sparkplug payload in case (a)")
+    ap.add_argument("--qos", type=int, default=1, choices=[0, 1])
+    ap.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
+    ap.add_argument("--cases", default="a,b")
+    args = ap.parse_args()
+
+    binary = find_mosquitto()
+    broker_ctx = Mosquitto() if binary else None
+    if broker_ctx is not None:
+        broker_ctx.start()
+        host, port, url, broker_name = broker_ctx.host, broker_ctx.port, broker_ctx.url, "mosquitto"
+    else:
+        from shopfloor.connectors.mqtt.broker import EmbeddedBroker
+        from shopfloor.testing.mosquitto import free_port
+
+        embedded = EmbeddedBroker("127.0.0.1", free_port())
+        embedded.start()
+        host, port, url, broker_name = embedded.host, embedded.port, embedded.url, "embedded amqtt"
+    console.print(f"broker: {broker_name} on {url}")
+    cases = []
+    if "a" in args.cases:
+        cases.append((f"(a) Sparkplug B, {args.metrics} metrics/message", args.devices, args.metrics))
+    if "b" in args.cases:
+        cases.append(("(b) one sample per message", args.devices, 1))
+    results: list[Result] = []
+    try:
+        for name, devices, metrics in cases:
+            for sink in ("platform", "peer"):
+                console.print(f"running {name} -> {sink} for {args.seconds:.0f} s ...")
+                results.append(run_case(name, sink, host, port, url, devices, metrics, args.seconds, args.qos))
+    finally:
+        if broker_ctx is not None:
+            broker_ctx.stop()
+    cpu = pyplatform.processor() or pyplatform.machine()
+    machine = f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, {cpu}"
+    if args.json:
+        print(json.dumps({"broker": broker_name, "qos": args.qos, "machine": machine,
+                          "results": [asdict(r) for r in results]}))
+        return
+    table = Table(title=f"ingest benchmark: {broker_name}, QoS {args.qos}, {machine}")
+    for col in ("case", "sink", "samples/s", "vs peer", "stored", "latency p50 ms", "latency p99 ms", "peak RSS MB"):
+        table.add_column(col, justify="right" if col not in ("case", "sink") else "left")
+    for i in range(0, len(results), 2):
+        ours, peer = results[i], results[i + 1]
+        for r in (ours, peer):
+            ratio = f"{ours.samples_per_s / peer.samples_per_s:.2f}x" if r is ours and peer.samples_per_s else ""
+            table.add_row(
+                r.case, r.sink, f"{r.samples_per_s:,.0f}", ratio,
+                f"{r.stored:,}" if r.stored is not None else "",
+                f"{r.latency_ms_p50:.1f}" if r.latency_ms_p50 is not None else "",
+                f"{r.latency_ms_p99:.1f}" if r.latency_ms_p99 is not None else "",
+                f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb else "",
+            )
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

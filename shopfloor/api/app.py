@@ -1,0 +1,58 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+import shopfloor
+from shopfloor.api.routers import assets, live, system, values
+from shopfloor.platform import Platform
+
+
+def create_app(
+    platform: Platform,
+    *,
+    manage_lifecycle: bool = True,
+    on_start: Sequence[Callable[[], None]] = (),
+    on_stop: Sequence[Callable[[], None]] = (),
+) -> FastAPI:
+    """An API over a platform; with manage_lifecycle the app starts and stops the platform with itself.
+
+    on_start hooks run after the platform started (e.g. the demo's virtual factory), on_stop hooks before it stops.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if manage_lifecycle:
+            await run_in_threadpool(platform.start)
+        for hook in on_start:
+            await run_in_threadpool(hook)
+        try:
+            yield
+        finally:
+            for hook in on_stop:
+                await run_in_threadpool(hook)
+            if manage_lifecycle:
+                await run_in_threadpool(platform.stop)
+
+    app = FastAPI(
+        title="shopfloor",
+        version=shopfloor.__version__,
+        description="Asset model, live values and history of the plant.",
+        lifespan=lifespan,
+    )
+    app.state.platform = platform
+    for module in (system, assets, values, live):
+        app.include_router(module.router)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        """Until the dashboard lands, the front page is the interactive API documentation."""
+        return RedirectResponse("/docs")
+
+    return app

@@ -1,0 +1,220 @@
+"""The command line: demo, serve, sim, export."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="shopfloor", help="An industrial internet platform: connect, record, watch, act.", no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    for noisy in ("amqtt", "transitions", "numba"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _quiet_server_class() -> type:
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        """uvicorn re-raises Ctrl-C after its graceful shutdown; a stopped platform is a clean exit here."""
+
+        def handle_exit(self, sig: int, frame: object) -> None:
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+            self._captured_signals.clear()
+
+    return QuietServer
+
+
+def _serve_api(platform: object, host: str, port: int, on_start: list[object], on_stop: list[object]) -> None:
+    import uvicorn
+
+    from shopfloor.api import create_app
+    from shopfloor.platform import Platform
+
+    assert isinstance(platform, Platform)
+    api = create_app(platform, on_start=on_start, on_stop=on_stop)  # type: ignore[arg-type]
+    config = uvicorn.Config(api, host=host, port=port, log_level="warning", lifespan="on", ws="websockets-sansio")
+    server = _quiet_server_class()(config)
+    server.run()
+    if not server.started:
+        raise _fail(f"the API could not start on {host}:{port} (see the log above)")
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="Address of the HTTP API.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the HTTP API.")] = 8080,
+    data_dir: Annotated[Path, typer.Option(help="Where history and dead letters are kept.")] = Path("shopfloor-data"),
+    broker: Annotated[
+        str | None, typer.Option(help="Use this MQTT broker (mqtt://host:port) instead of the embedded one.")
+    ] = None,
+    mqtt_port: Annotated[int, typer.Option(help="Port of the embedded broker (0: a free one).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the virtual factory.")] = 1,
+    speed: Annotated[float, typer.Option(help="Simulated seconds per wall-clock second.")] = 1.0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run everything in one process: broker, virtual factory, ingest, historian and API."""
+    _logging(verbose)
+    from shopfloor.connectors.mqtt.broker import EmbeddedBroker
+    from shopfloor.core.errors import NotReady
+    from shopfloor.platform import Platform
+    from shopfloor.sim.factory import VirtualFactory
+    from shopfloor.sim.publisher import FactoryPublisher
+    from shopfloor.testing.mosquitto import free_port
+
+    embedded: EmbeddedBroker | None = None
+    if broker is None:
+        embedded = EmbeddedBroker("127.0.0.1", mqtt_port or free_port())
+        try:
+            embedded.start()
+        except NotReady as exc:
+            raise _fail(str(exc)) from None
+        broker = embedded.url
+    from shopfloor.connectors.mqtt.ingest import parse_broker_url
+
+    try:
+        mqtt_host, mqtt_port_used, _ = parse_broker_url(broker)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    factory = VirtualFactory(seed=seed)
+    platform = Platform(factory.plant_config(), data_dir=data_dir, broker_url=broker)
+    publisher = FactoryPublisher(factory, mqtt_host, mqtt_port_used, speed=speed)
+
+    def announce() -> None:
+        shown = "localhost" if host in ("0.0.0.0", "::") else host
+        console.print(
+            f"\n[bold green]shopfloor demo[/] is running: [link]http://{shown}:{port}/[/link]\n"
+            f"  API docs    http://{shown}:{port}/docs\n"
+            f"  MQTT broker {broker} ({'embedded' if embedded else 'external'})\n"
+            f"  data        {data_dir.resolve()}\n  Ctrl-C stops it.\n",
+            highlight=False,
+        )
+
+    try:
+        _serve_api(platform, host, port, on_start=[publisher.start, announce], on_stop=[publisher.stop])
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+@app.command()
+def serve(
+    config: Annotated[Path, typer.Option("--config", "-c", help="plant.yaml")],
+    host: Annotated[str | None, typer.Option(help="Overrides api.host of the config.")] = None,
+    port: Annotated[int | None, typer.Option(help="Overrides api.port of the config.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Overrides data_dir of the config.")] = None,
+    broker: Annotated[str | None, typer.Option(help="Overrides mqtt.broker of the config.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the platform for a real plant described by plant.yaml, against a real broker."""
+    _logging(verbose)
+    from shopfloor.config import ConfigError, load_plant_config
+    from shopfloor.platform import Platform
+
+    try:
+        plant = load_plant_config(config)
+        from shopfloor.core.model import AssetModel
+
+        AssetModel.from_config(plant)
+    except ConfigError as exc:
+        raise _fail(f"invalid configuration\n{exc}", 2) from None
+    except ValueError as exc:
+        raise _fail(f"invalid configuration\n{config}: {exc}", 2) from None
+    platform = Platform(plant, data_dir=data_dir, broker_url=broker)
+    _serve_api(platform, host or plant.api.host, port if port is not None else plant.api.port, [], [])
+
+
+@app.command()
+def sim(
+    broker: Annotated[str, typer.Option(help="MQTT broker to publish to.")] = "mqtt://127.0.0.1:1883",
+    seed: Annotated[int, typer.Option(help="Same seed, same plant behaviour.")] = 1,
+    speed: Annotated[
+        float, typer.Option(help="Simulated seconds per wall-clock second (0: as fast as possible).")
+    ] = 1.0,
+    steps: Annotated[int, typer.Option(help="Stop after this many steps (0: run until Ctrl-C).")] = 0,
+    print_config: Annotated[
+        bool, typer.Option("--print-config", help="Print the plant.yaml of the virtual factory and exit.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the virtual factory alone against any MQTT broker."""
+    from shopfloor.sim.factory import VirtualFactory
+
+    factory = VirtualFactory(seed=seed)
+    if print_config:
+        sys.stdout.write(factory.plant_yaml())
+        return
+    _logging(verbose)
+    from shopfloor.connectors.mqtt.ingest import parse_broker_url
+    from shopfloor.core.errors import NotReady
+    from shopfloor.sim.publisher import FactoryPublisher
+
+    try:
+        host, mqtt_port, _ = parse_broker_url(broker)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    publisher = FactoryPublisher(factory, host, mqtt_port, speed=speed)
+    try:
+        if steps:
+            publisher.run_for(steps)
+            console.print(f"published {publisher.steps_published} steps to {broker}")
+            publisher.stop()
+            return
+        publisher.start()
+        console.print(f"virtual factory publishing to {broker} (seed {seed}, speed {speed}x); Ctrl-C stops it")
+        import threading
+
+        threading.Event().wait()
+    except NotReady as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+    finally:
+        publisher.stop()
+
+
+@app.command()
+def export(
+    tag: Annotated[str, typer.Argument(help="Tag path, e.g. virtual-factory/machining/line1/cell1/cnc1/power")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file: .csv or .parquet")],
+    start: Annotated[str, typer.Option(help="ISO-8601, epoch ms or relative (-1d).")] = "-1d",
+    end: Annotated[str, typer.Option(help="ISO-8601, epoch ms, relative or now.")] = "now",
+    api: Annotated[str | None, typer.Option(help="Read through a running platform's API (http://host:port).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Read the historian files directly (platform stopped).")] = None,
+    chunk: Annotated[str, typer.Option(help="Time span read per request.")] = "1h",
+) -> None:
+    """Export a tag's raw history to CSV or Parquet, with progress."""
+    from shopfloor.export import ExportError, export_history
+
+    if (api is None) == (data_dir is None):
+        raise _fail("give exactly one of --api URL or --data-dir DIR", 2)
+    try:
+        rows = export_history(tag, out, start, end, api=api, data_dir=data_dir, chunk=chunk, console=console)
+    except ExportError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"wrote {rows:,} samples of {tag} to {out}")
+
+
+if __name__ == "__main__":
+    app()

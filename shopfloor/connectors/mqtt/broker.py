@@ -1,0 +1,83 @@
+"""The embedded MQTT broker (amqtt) for one-machine setups such as `shopfloor demo`.
+
+It runs on its own thread and event loop so that a busy broker never stalls the
+API's loop. A real plant points shopfloor at Mosquitto or another broker instead
+(`--broker mqtt://host:1883`); measured limits of the embedded one are in docs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import Future
+
+from shopfloor.core.errors import NotReady
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedBroker:
+    """An amqtt broker on host:port, started and stopped from synchronous code."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 1883) -> None:
+        self.host = host
+        self.port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._broker: object | None = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> None:
+        started: Future[None] = Future()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, args=(started,), name="mqtt-broker", daemon=True)
+        self._thread.start()
+        try:
+            started.result(timeout)
+        except Exception as exc:
+            self.stop()
+            raise NotReady(f"embedded MQTT broker failed to start on {self.host}:{self.port}: {exc}") from exc
+        log.info("embedded MQTT broker listening on %s", self.url)
+
+    def _run(self, started: Future[None]) -> None:
+        from amqtt.broker import Broker
+
+        assert self._loop is not None
+        asyncio.set_event_loop(self._loop)
+        config = {
+            "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}", "max_connections": 1000}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+
+        async def boot() -> None:
+            broker = Broker(config)
+            await broker.start()
+            self._broker = broker
+
+        try:
+            self._loop.run_until_complete(boot())
+        except Exception as exc:
+            started.set_exception(exc)
+            return
+        started.set_result(None)
+        self._loop.run_forever()
+        self._loop.close()
+
+    def stop(self) -> None:
+        loop, thread, broker = self._loop, self._thread, self._broker
+        if loop is None or thread is None:
+            return
+        if broker is not None and loop.is_running():
+            fut = asyncio.run_coroutine_threadsafe(broker.shutdown(), loop)  # type: ignore[attr-defined]
+            try:
+                fut.result(10)
+            except Exception:  # a broker that fails to shut down cleanly is still stopped below
+                log.warning("embedded MQTT broker did not shut down cleanly", exc_info=True)
+        if loop.is_running():
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        self._loop = self._thread = self._broker = None

@@ -1,0 +1,135 @@
+"""The platform: wires config, asset model, historian, writer, bus, dead letters and connectors.
+
+Start order is dependency order (store before writer before connectors); stop is
+the reverse, so everything a connector received is committed and acknowledged
+before the historian closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from shopfloor.config.schema import PlantConfig
+from shopfloor.connectors.mqtt.ingest import MqttIngest
+from shopfloor.core.bus import SampleBus
+from shopfloor.core.deadletters import DeadLetterStore
+from shopfloor.core.model import AssetModel, TagIndex
+from shopfloor.historian.base import Historian, open_historian
+from shopfloor.historian.writer import HistorianWriter
+
+log = logging.getLogger(__name__)
+
+
+class Platform:
+    """One running shopfloor instance."""
+
+    def __init__(self, config: PlantConfig, *, data_dir: str | Path | None = None, broker_url: str | None = None):
+        self.config = config
+        self.model = AssetModel.from_config(config)
+        self.data_dir = Path(data_dir if data_dir is not None else config.data_dir)
+        self.broker_url = broker_url or config.mqtt.broker
+        self.started_ns: int | None = None
+        self._historian: Historian | None = None
+        self._tag_index: TagIndex | None = None
+        self._writer: HistorianWriter | None = None
+        self._dead_letters: DeadLetterStore | None = None
+        self._ingest: MqttIngest | None = None
+        self.bus = SampleBus()
+
+    # Typed accessors: the parts exist only between start() and stop().
+    @property
+    def historian(self) -> Historian:
+        assert self._historian is not None, "platform not started"
+        return self._historian
+
+    @property
+    def tag_index(self) -> TagIndex:
+        assert self._tag_index is not None, "platform not started"
+        return self._tag_index
+
+    @property
+    def writer(self) -> HistorianWriter:
+        assert self._writer is not None, "platform not started"
+        return self._writer
+
+    @property
+    def dead_letters(self) -> DeadLetterStore:
+        assert self._dead_letters is not None, "platform not started"
+        return self._dead_letters
+
+    @property
+    def ingest(self) -> MqttIngest:
+        assert self._ingest is not None, "platform not started"
+        return self._ingest
+
+    def start(self, connect_timeout: float = 15.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._historian = open_historian(self.config.historian.backend, self.data_dir)
+        ids = self._historian.ensure_tags([t.path for t in self.model.tags])
+        self._tag_index = TagIndex(self.model, ids)
+        self._dead_letters = DeadLetterStore(self.data_dir / "deadletters.sqlite")
+        self._writer = HistorianWriter(self._historian, self.bus, self._tag_index, housekeeping=self._housekeeping)
+        self._writer.start()
+        mqtt_cfg = self.config.mqtt
+        self._ingest = MqttIngest(
+            self.broker_url, self.model, self._tag_index, self._writer, self._dead_letters,
+            client_id=mqtt_cfg.client_id, qos=mqtt_cfg.qos, sparkplug_groups=mqtt_cfg.sparkplug_groups,
+            json_prefix=mqtt_cfg.json_prefix, username=mqtt_cfg.username, password=mqtt_cfg.password,
+        )
+        try:
+            self._ingest.start(connect_timeout)
+        except Exception:
+            self._ingest = None
+            self.stop()
+            raise
+        self.started_ns = time.time_ns()
+        log.info("platform started: %d tags, data in %s", len(self.model.tags), self.data_dir)
+
+    def stop(self) -> None:
+        if self._ingest is not None:
+            self._ingest.stop()
+            self._ingest = None
+        if self._writer is not None:
+            self._writer.stop()
+            self._writer = None
+        if self._dead_letters is not None:
+            self._dead_letters.close()
+            self._dead_letters = None
+        if self._historian is not None:
+            self._historian.close()
+            self._historian = None
+        self.started_ns = None
+
+    def _housekeeping(self) -> None:
+        days = self.config.historian.retention_days
+        if days is not None:
+            removed = self.historian.delete_before(time.time_ns() - int(days * 86_400e9))
+            if removed:
+                log.info("retention removed %d samples older than %s days", removed, days)
+
+    def health(self) -> dict[str, object]:
+        writer = self.writer
+        p50, p99 = writer.latency.percentiles_ms(50, 99)
+        ingest = self.ingest.health()
+        ok = bool(ingest["connected"]) and writer.last_error is None
+        return {
+            "status": "ok" if ok else "degraded",
+            "started_ns": self.started_ns,
+            "tags": len(self.model.tags),
+            "historian": {
+                "backend": self.config.historian.backend,
+                "rows_committed": writer.rows_committed,
+                "commits": writer.commits,
+                "pending_rows": writer.pending_rows,
+                "write_errors": writer.write_errors,
+                "last_error": writer.last_error,
+                "last_commit_ns": writer.last_commit_ns or None,
+                "latency_ms_p50": p50,
+                "latency_ms_p99": p99,
+            },
+            "dead_letters": {"since_start": dict(self.dead_letters.counts), "kept": self.dead_letters.total()},
+            "live_subscribers": self.bus.subscribers,
+            "connectors": [ingest],
+        }

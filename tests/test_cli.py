@@ -1,0 +1,97 @@
+"""The CLI as a user runs it: the demo serves live data, stops on Ctrl-C, keeps its history; bad configs fail well."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shopfloor.testing.mosquitto import free_port
+
+CNC_POWER = "virtual-factory/machining/line1/cell1/cnc1/spindle_power"
+
+
+def _start_demo(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "shopfloor", "demo", "--port", str(port), "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    return proc.returncode, out.decode(errors="replace")
+
+
+def _history_count(base: str) -> int:
+    r = httpx.get(f"{base}/api/history", params={"tag": CNC_POWER, "bucket": "raw", "start": "-1d"}, timeout=5)
+    return len(r.json()["t"])
+
+
+def test_demo_serves_live_data_within_30_s_and_keeps_history(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = _start_demo(tmp_path / "data", port)
+    started = time.monotonic()
+    try:
+        fresh = False
+        while time.monotonic() - started < 30 and not fresh:
+            time.sleep(0.5)
+            try:
+                latest = httpx.get(f"{base}/api/latest", params={"tag": CNC_POWER}, timeout=2).json()
+            except httpx.HTTPError:
+                continue
+            fresh = bool(latest) and latest[0]["quality"] == "good" and time.time() * 1000 - latest[0]["ts_ms"] < 5000
+        assert fresh, "no fresh value within 30 s"
+        first_count = _history_count(base)
+        assert httpx.get(f"{base}/health", timeout=5).json()["status"] == "ok"
+    finally:
+        code, out = _stop(proc)
+    assert code == 0, out
+    assert f"http://127.0.0.1:{port}/" in out
+    assert "Traceback" not in out
+
+    proc = _start_demo(tmp_path / "data", port)
+    try:
+        deadline = time.monotonic() + 30
+        count = 0
+        while time.monotonic() < deadline and count < first_count:
+            time.sleep(0.3)
+            try:
+                count = _history_count(base)
+            except httpx.HTTPError:
+                continue
+        assert count >= first_count
+    finally:
+        code, out = _stop(proc)
+    assert code == 0, out
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("site:\n  name: x\n  areas: 5\n", "plant.yaml:3: site.areas:"),
+        ("site: [\n", "invalid YAML"),
+    ],
+)
+def test_serve_with_a_bad_config_names_file_line_and_field(tmp_path: Path, text: str, expected: str) -> None:
+    config = tmp_path / "plant.yaml"
+    config.write_text(text)
+    result = subprocess.run(
+        [sys.executable, "-m", "shopfloor", "serve", "--config", str(config)], capture_output=True, timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert expected in result.stderr.decode().replace(str(tmp_path) + "/", "")
