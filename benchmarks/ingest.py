@@ -95,14 +95,16 @@ def publish(host: str, port: int, devices: int, metrics: int, seconds: float, qo
     topics = [f"spBv1.0/{GROUP}/DDATA/{NODE}/dev{d}" for d in range(devices)]
     sent = sent_samples = 0
     start = time.monotonic()
-    k = 0
+    last_ms = np.zeros(devices, np.int64)
     info = None
     while time.monotonic() - start < seconds:
         for d in range(devices):
             seq = (seq + 1) % 256
-            k += 1
-            ts = np.full(metrics, now_ms + k, np.uint64)  # distinct sample times per message
-            payload = encode_data(int(time.time() * 1000), seq, aliases, types, base_values[d] + k * 1e-3, ts)
+            # The payload timestamp is the send time and, with no metric timestamps, every sample's time:
+            # kept distinct per device so each (tag, ts) is new.
+            ts_ms = max(int(time.time() * 1000), int(last_ms[d]) + 1)
+            last_ms[d] = ts_ms
+            payload = encode_data(ts_ms, seq, aliases, types, base_values[d] + sent * 1e-3)
             info = client.publish(topics[d], payload, qos=qos)
             sent += 1
             sent_samples += metrics

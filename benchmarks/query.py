@@ -65,14 +65,18 @@ def chunks(n_tags: int, seconds: int, chunk_rows: int, first_id: int) -> Iterato
         yield SampleBatch.of(first_id + tag, T0 + sec * S, value, quality)
 
 
-def median_ms(fn: Callable[[int], object], runs: int) -> float:
-    fn(0)  # warm-up
-    times = []
+def median_ms_pair(mine: Callable[[int], object], theirs: Callable[[int], object], runs: int) -> tuple[float, float]:
+    """Median ms of each, alternating runs so that both see the same noise of a shared machine."""
+    mine(0), theirs(0)  # warm-up
+    a, b = [], []
     for i in range(runs):
         t = time.perf_counter()
-        fn(i)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+        mine(i)
+        a.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        theirs(i)
+        b.append(time.perf_counter() - t)
+    return statistics.median(a) * 1e3, statistics.median(b) * 1e3
 
 
 def main() -> None:
@@ -161,13 +165,12 @@ def run(args: argparse.Namespace, console: Console, hist_path: Path, peer_path: 
     }
     check_same_answers(hist, peer, tag_of(3), day_start, end)
     recent_rows = since_compact
-    timings = {name: (median_ms(h, args.runs), median_ms(p, args.runs)) for name, (h, p) in queries.items()}
+    timings = {name: median_ms_pair(h, p, args.runs) for name, (h, p) in queries.items()}
     t = time.perf_counter()
     hist.compact()
     final_compact_ms = (time.perf_counter() - t) * 1e3
     bucket_name = "buckets, one tag, 1 day in 1 min"
-    after = median_ms(queries[bucket_name][0], args.runs)
-    timings[bucket_name + " (after compact)"] = (after, timings[bucket_name][1])
+    timings[bucket_name + " (after compact)"] = median_ms_pair(*queries[bucket_name], args.runs)
     hist.close()
     peer.close()
     return {
@@ -228,7 +231,7 @@ def report(console: Console, r: dict[str, Any]) -> None:
     for col in ("query", "historian", "peer", "peer / historian"):
         table.add_column(col, justify="left" if col == "query" else "right")
     for name, q in r["queries_ms"].items():
-        table.add_row(name, f"{q['historian']:.2f}", f"{q['peer']:.2f}", f"{q['ratio']:.1f}x")
+        table.add_row(name, f"{q['historian']:.3g}", f"{q['peer']:.3g}", f"{q['ratio']:,.1f}x")
     console.print(table)
 
 

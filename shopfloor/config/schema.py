@@ -73,10 +73,9 @@ class TagConfig(Strict):
         return self
 
 
-def _unique(items: list[BaseModel], what: str) -> None:
+def _unique(names: list[str], what: str) -> None:
     seen: set[str] = set()
-    for item in items:
-        name = item.name
+    for name in names:
         if name in seen:
             raise ValueError(f"duplicate {what} name {name!r}")
         seen.add(name)
@@ -91,7 +90,7 @@ class EquipmentConfig(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> EquipmentConfig:
-        _unique(list(self.tags), "tag")
+        _unique([t.name for t in self.tags], "tag")
         for tag in self.tags:
             if tag.source is None and self.source is None:
                 raise ValueError(f"tag {tag.name!r} has no source and equipment {self.name!r} gives none")
@@ -105,7 +104,7 @@ class CellConfig(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> CellConfig:
-        _unique(list(self.equipment), "equipment")
+        _unique([e.name for e in self.equipment], "equipment")
         return self
 
 
@@ -119,7 +118,7 @@ class LineConfig(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> LineConfig:
-        _unique([*self.cells, *self.equipment], "cell or equipment")
+        _unique([c.name for c in self.cells] + [e.name for e in self.equipment], "cell or equipment")
         return self
 
 
@@ -130,7 +129,7 @@ class AreaConfig(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> AreaConfig:
-        _unique(list(self.lines), "line")
+        _unique([x.name for x in self.lines], "line")
         return self
 
 
@@ -141,7 +140,7 @@ class SiteConfig(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> SiteConfig:
-        _unique(list(self.areas), "area")
+        _unique([a.name for a in self.areas], "area")
         return self
 
 

@@ -47,11 +47,13 @@ class Historian(ABC):
 
     @abstractmethod
     def write(self, batch: SampleBatch) -> None:
-        """Store a batch; durable (committed) when this returns. Called from one writer thread."""
+        """Store a batch; durable (committed) when this returns. Called from one writer thread.
+        Idempotent on (tag_id, ts): a sample written again replaces the earlier one, never adds a row."""
 
     @abstractmethod
     def latest(self, tag_ids: Sequence[int] | None = None) -> SampleBatch:
-        """The newest sample of each tag (of the given tags, or of all), one row per tag that has one."""
+        """The newest sample of each tag (of the given tags, or of all), one row per tag that has one,
+        sorted by tag_id. A sample replaces the stored one only if its ts is >= (late data never does)."""
 
     @abstractmethod
     def raw(self, tag_id: int, start_ns: int, end_ns: int, limit: int | None = None) -> SampleBatch:
@@ -64,7 +66,8 @@ class Historian(ABC):
 
     @abstractmethod
     def delete_before(self, cutoff_ns: int) -> int:
-        """Retention: drop raw samples older than cutoff_ns; returns how many went."""
+        """Retention: drop raw samples older than cutoff_ns; returns how many went. ``latest`` keeps
+        each tag's newest sample however old: it is the tag's current value, not history."""
 
     @abstractmethod
     def count(self) -> int:

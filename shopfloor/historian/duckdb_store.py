@@ -60,6 +60,11 @@ from shopfloor.historian.latest_cache import LatestCache, index_batch
 
 SCHEMA_VERSION = 1
 
+# Let `recent` live in the WAL until compaction instead of being checkpointed into table blocks
+# and deleted again soon after: write() + compact() ran at ~2.15 M rows/s with this against
+# ~1.5 M rows/s with DuckDB's default of 16 MB. The price: reopening after a crash replays up to this much WAL.
+_CHECKPOINT_THRESHOLD = "256MB"
+
 _SCHEMA_V1 = """
 CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
 CREATE TABLE tags (id INTEGER PRIMARY KEY, path VARCHAR NOT NULL UNIQUE);
@@ -133,7 +138,7 @@ class DuckDBHistorian(Historian):
         database = str(path)
         if database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(database)
+        self._con = duckdb.connect(database, config={"checkpoint_threshold": _CHECKPOINT_THRESHOLD})
         self._write_lock = threading.RLock()
         self._cursors_lock = threading.Lock()
         self._cursors: list[duckdb.DuckDBPyConnection] = []

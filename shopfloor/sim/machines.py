@@ -138,7 +138,8 @@ class Quantizer:
         out *= self.scale
         np.rint(out, out=out)
         out /= self.scale
-        np.clip(out, self.low, self.high, out=out)
+        np.maximum(out, self.low, out=out)  # (cheaper than np.clip for short vectors)
+        np.minimum(out, self.high, out=out)
         out += 0.0  # no -0.0
         return out
 

@@ -45,7 +45,7 @@ class Recorder:
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
-            self.messages.append((msg.topic, msg.payload))
+            self.messages.append((msg.topic, bytes(msg.payload)))
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[tuple[str, bytes]]:
         """Wait until at least ``count`` messages arrived (and a moment of quiet); all of them."""

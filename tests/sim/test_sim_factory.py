@@ -130,10 +130,10 @@ def test_plant_config_describes_everything_published() -> None:
             tag = by_source[(source, s.name)]
             assert (tag.unit, tag.data_type, tag.range) == (s.unit, s.type, s.range)
     for device in f.json_devices:
-        source = JsonSource(protocol="json", device=device.name)
+        json_source = JsonSource(protocol="json", device=device.name)
         assert len(frame.json[device.name]) == len(device.signals)
         for s in device.signals:
-            assert (source, s.name) in by_source
+            assert (json_source, s.name) in by_source
     assert len(model.tags) == sum(len(d.signals) for d in f.devices)
     paths = {t.path for t in model.tags}
     assert "virtual-factory/machining/line1/cell1/cnc1/spindle_speed" in paths

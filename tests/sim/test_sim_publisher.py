@@ -54,7 +54,7 @@ def test_run_for_publishes_births_data_and_meters(sim_broker: Mosquitto, recorde
     for m in meters:
         assert counts[f"json/{m}"] == 6
 
-    aliases: dict[int, tuple[str, str]] = {}
+    aliases: dict[int, tuple[str, str | None]] = {}
     seen_data = {d: 0 for d in devices}
     for topic, payload in messages:
         if not topic.startswith(SP):

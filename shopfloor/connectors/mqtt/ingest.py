@@ -19,14 +19,16 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import urlparse
 
 import numpy as np
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from shopfloor.config.schema import JsonSource, SparkplugSource
 from shopfloor.connectors.mqtt.jsonfmt import decode_json
-from shopfloor.connectors.mqtt.sparkplug import parse_topic
+from shopfloor.connectors.mqtt.sparkplug import SparkplugTopic, parse_topic
 from shopfloor.connectors.mqtt.sparkplug_host import DeviceKey, SparkplugHost
 from shopfloor.core.deadletters import DeadLetterStore
 from shopfloor.core.errors import DecodeError, NotReady
@@ -109,7 +111,7 @@ class MqttIngest:
         self._topics: dict[str, tuple[str, object] | None] = {}
 
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, manual_ack=True
+            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=False, manual_ack=True
         )
         if username:
             self.client.username_pw_set(username, password)
@@ -117,7 +119,7 @@ class MqttIngest:
             self.client.tls_set()
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
-        self.client.reconnect_delay_set(0.5, 10)
+        self.client.reconnect_delay_set(1, 10)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -170,7 +172,7 @@ class MqttIngest:
         self.connected_since_ns = None
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        item = _Message(msg.topic, msg.payload, msg.mid, msg.qos, time.time_ns())
+        item = _Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.time_ns())
         with self._cond:
             while len(self._inbox) >= self.max_inbox and not self._stop.is_set():
                 self._cond.wait(0.1)
@@ -215,15 +217,23 @@ class MqttIngest:
                 continue
             try:
                 if kind == "sparkplug":
-                    result = self.host_app.handle(info, m.payload, m.received_ns, (m.mid, m.qos))  # type: ignore[arg-type]
+                    assert isinstance(info, SparkplugTopic)
+                    result = self.host_app.handle(info, m.payload, m.received_ns, m)
                     if result.held:
                         continue
-                    for (mid, qos), batch, problem in result.released:  # type: ignore[misc]
-                        if batch is not None:
-                            batches.append(batch)
-                        if problem:
-                            self.dead_letters.add(SOURCE, m.topic, problem, b"")
-                        to_ack.append((mid, qos))
+                    released = result.released
+                    if self.host_app.orphans:
+                        released = [*released, *self.host_app.orphans]
+                        self.host_app.orphans.clear()
+                    for token, held_batch, held_problem in released:
+                        held = cast(_Message, token)
+                        if held_problem:
+                            self.dead_letters.add(SOURCE, held.topic, held_problem, held.payload, held.received_ns)
+                        if held_batch is not None:
+                            batches.append(held_batch)
+                            to_ack.append((held.mid, held.qos))
+                        else:
+                            self._ack(held.mid, held.qos)
                     batch, problem = result.batch, result.problem
                     if batch is not None and result.sent_ms:
                         sent.append(result.sent_ms * 1_000_000)

@@ -25,7 +25,6 @@ import numpy as np
 import numpy.typing as npt
 
 from shopfloor.connectors.mqtt.sparkplug import DecodedPayload, SparkplugTopic, decode_payload, encode_rebirth_request
-from shopfloor.core.errors import DecodeError
 from shopfloor.core.samples import Quality, SampleBatch
 
 UNKNOWN = -1  # alias not defined by the birth: needs a rebirth
@@ -90,6 +89,7 @@ class SparkplugHost:
         self.nodes: dict[tuple[str, str], NodeState] = {}
         self._metrics: dict[DeviceKey, _Metrics] = {}
         self.unmapped: Counter[str] = Counter()
+        self.orphans: list[tuple[object, SampleBatch | None, str | None]] = []  # held, then dropped: dead letters
         self.counts: Counter[str] = Counter()
 
     def node_state(self, group: str, node: str) -> NodeState:
@@ -121,7 +121,7 @@ class SparkplugHost:
             return HostResult(batch=self._death(node, decoded, received_ns))
         if mtype == "NBIRTH":
             result = self._birth(node, topic, decoded, received_ns, new_session=True)
-            result.released = self._release(node)
+            result.released = self._release(node, None)
             return result
         if not node.online:
             self.request_rebirth(node, "data before birth")
@@ -136,7 +136,9 @@ class SparkplugHost:
     ) -> HostResult:
         self._check_seq(node, decoded)
         if topic.message_type == "DBIRTH":
-            return self._birth(node, topic, decoded, received_ns, new_session=False)
+            result = self._birth(node, topic, decoded, received_ns, new_session=False)
+            result.released = self._release(node, topic.device)
+            return result
         if topic.message_type == "DDEATH":
             return HostResult(batch=self._device_death(topic, received_ns))
         key: DeviceKey = (topic.group, topic.node, topic.device)
@@ -223,6 +225,7 @@ class SparkplugHost:
         node.online = False
         node.deaths += 1
         node.seq = None
+        self.orphans.extend(self._drop_held(node, f"node {node.group}/{node.node} died before these were born"))
         keys = [k for k in self._metrics if k[0] == node.group and k[1] == node.node]
         ids = [self._metrics.pop(k).tag_ids for k in keys]
         return _stale(np.concatenate(ids) if ids else np.empty(0, np.int32), received_ns)
@@ -231,22 +234,30 @@ class SparkplugHost:
         metrics = self._metrics.pop((topic.group, topic.node, topic.device), None)
         return _stale(metrics.tag_ids, received_ns) if metrics is not None else None
 
-    def _release(self, node: NodeState) -> list[tuple[object, SampleBatch | None, str | None]]:
-        """Replay messages held while the node had no birth."""
+    def _release(self, node: NodeState, device: str | None) -> list[tuple[object, SampleBatch | None, str | None]]:
+        """Replay what was held for the node (device None) or one device, now that it is born.
+
+        Held messages predate this session, so their sequence numbers are not checked.
+        """
         out: list[tuple[object, SampleBatch | None, str | None]] = []
-        while node.held:
-            topic, payload, received_ns, token = node.held.popleft()
-            try:
-                decoded = decode_payload(payload)
-            except DecodeError as exc:
-                out.append((token, None, str(exc)))
+        keep: deque[tuple[SparkplugTopic, bytes, int, object]] = deque()
+        for topic, payload, received_ns, token in node.held:
+            if topic.device != device or topic.message_type in ("NBIRTH", "DBIRTH"):
+                keep.append((topic, payload, received_ns, token))
                 continue
-            if topic.message_type == "NBIRTH":
+            key: DeviceKey = (topic.group, topic.node, topic.device)
+            decoded = decode_payload(payload)  # it decoded once already
+            if topic.message_type == "DDEATH":
+                out.append((token, self._device_death(topic, received_ns), None))
                 continue
-            if decoded.seq is not None and node.seq is not None and decoded.seq != (node.seq + 1) % 256:
-                node.seq = decoded.seq - 1 if decoded.seq > 0 else 255  # held data predates this birth
-            result = self._in_session(node, topic, decoded, received_ns)
+            result = self._map(node, key, self._metrics[key], decoded, received_ns)
             out.append((token, result.batch, result.problem))
+        node.held = keep
+        return out
+
+    def _drop_held(self, node: NodeState, reason: str) -> list[tuple[object, SampleBatch | None, str | None]]:
+        out: list[tuple[object, SampleBatch | None, str | None]] = [(t[3], None, reason) for t in node.held]
+        node.held.clear()
         return out
 
     def request_rebirth(self, node: NodeState, reason: str) -> bool:

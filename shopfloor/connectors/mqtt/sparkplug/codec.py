@@ -15,6 +15,7 @@ Metric objects per message costs hundreds of microseconds.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,7 +29,7 @@ from shopfloor.core.samples import Quality
 
 from . import fastdecode as fd
 from . import sparkplug_b_pb2 as pb
-from .datatypes import INT_VALUE_TYPES, LONG_VALUE_TYPES, NUMERIC_TYPES, TEXT_TYPES, DataType
+from .datatypes import INT_VALUE_TYPES, LONG_VALUE_TYPES, TEXT_TYPES, DataType
 
 BDSEQ = "bdSeq"
 REBIRTH = "Node Control/Rebirth"
@@ -154,12 +155,17 @@ def _property_quality(props: pb.Payload.PropertySet) -> Quality | None:
     return None
 
 
+_F32, _U32, _F64, _U64 = struct.Struct("<f"), struct.Struct("<I"), struct.Struct("<d"), struct.Struct("<Q")
+
+
 def _float32_bits(x: float) -> int:
-    return int(np.array([x], dtype=np.float32).view(np.uint32)[0])
+    bits: int = _U32.unpack(_F32.pack(x))[0]
+    return bits
 
 
 def _float64_bits(x: float) -> int:
-    return int(np.array([x], dtype=np.float64).view(np.uint64)[0])
+    bits: int = _U64.unpack(_F64.pack(x))[0]
+    return bits
 
 
 def _decode_general(data: Bytes) -> DecodedPayload:
@@ -238,9 +244,10 @@ def _decode_general(data: Bytes) -> DecodedPayload:
 def decode_payload(data: Bytes) -> DecodedPayload:
     """Decode one Sparkplug B payload; raises DecodeError if the bytes are not a valid Payload."""
     buf = np.frombuffer(data, dtype=np.uint8)
-    n, alias, ts, datatype, value, quality, hist, msgs = fd.decode_columns(buf, np.array([0, buf.shape[0]], np.int64))
+    n, *columns, msgs = fd.decode_columns(buf, np.array([0, buf.shape[0]], np.int64))
     if msgs[0, fd.MSG_STATUS] != fd.STATUS_OK:
         return _decode_general(data)
+    alias, ts, datatype, value, quality, hist = _head(tuple(columns), n)  # type: ignore[arg-type]
     return DecodedPayload(
         _opt(int(msgs[0, fd.MSG_TS])),
         _opt(int(msgs[0, fd.MSG_SEQ])),
@@ -285,7 +292,14 @@ def decode_payloads(payloads: Sequence[Bytes]) -> DecodedBatch:
             first = int(msgs[j, fd.MSG_FIRST])
             pieces.append(_row_slice(cols, cut, first))
             pieces.append(
-                (decoded.alias, decoded.timestamp_ms, decoded.datatype, decoded.value, decoded.quality, decoded.is_historical)
+                (
+                    decoded.alias,
+                    decoded.timestamp_ms,
+                    decoded.datatype,
+                    decoded.value,
+                    decoded.quality,
+                    decoded.is_historical,
+                )
             )
             general.append((first, decoded))
             cut = first
@@ -340,9 +354,6 @@ def _names_and_texts(
 
 # --------------------------------------------------------------------------- encoding
 
-_INT_CODES = np.array(sorted(int(t) for t in INT_VALUE_TYPES), dtype=np.uint32)
-_LONG_CODES = np.array(sorted(int(t) for t in LONG_VALUE_TYPES), dtype=np.uint32)
-_NUMERIC_CODES = np.array(sorted(int(t) for t in NUMERIC_TYPES), dtype=np.uint32)
 _TWO63 = 9223372036854775808.0
 _TWO64 = 18446744073709551616.0
 
@@ -358,14 +369,36 @@ def _put_varint(out: npt.NDArray[np.uint8], pos: int, x: np.uint64) -> int:  # p
 
 
 @numba.njit(cache=True, nogil=True)
-def _int_bits(v: float) -> np.uint64:  # pragma: no cover - njit
-    """float64 -> the uint64 two's complement pattern of its nearest integer, saturating."""
+def _int_bits(v: float, dt: int) -> np.uint64:  # pragma: no cover - njit
+    """float64 -> wire bits of the nearest integer, saturated to the datatype's range.
+
+    Signed types give their two's complement as uint64 (the caller keeps the low 32 bits for
+    int_value), unsigned types their plain value.
+    """
     r = np.rint(v)
-    if r >= _TWO63:
-        return np.uint64(r) if r < _TWO64 else np.uint64(0xFFFFFFFFFFFFFFFF)
-    if r < -_TWO63:
-        return np.uint64(0x8000000000000000)
-    return np.uint64(np.int64(r))
+    if dt == 4 or dt == 13:  # Int64, DateTime
+        if r >= _TWO63:
+            return np.uint64(0x7FFFFFFFFFFFFFFF)
+        if r < -_TWO63:
+            return np.uint64(0x8000000000000000)
+        return np.uint64(np.int64(r))
+    if dt == 8:  # UInt64
+        if r >= _TWO64:
+            return np.uint64(0xFFFFFFFFFFFFFFFF)
+        return np.uint64(r) if r > 0.0 else np.uint64(0)
+    if dt == 1:
+        lo, hi = -128.0, 127.0
+    elif dt == 2:
+        lo, hi = -32768.0, 32767.0
+    elif dt == 3:
+        lo, hi = -2147483648.0, 2147483647.0
+    elif dt == 5:
+        lo, hi = 0.0, 255.0
+    elif dt == 6:
+        lo, hi = 0.0, 65535.0
+    else:  # UInt32
+        lo, hi = 0.0, 4294967295.0
+    return np.uint64(np.int64(min(max(r, lo), hi)))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -396,6 +429,8 @@ def _encode_data(
             out[p] = 0x18
             p = _put_varint(out, p + 1, mts[i])
         dt = datatypes[i]
+        if dt == 0 or dt > 13 or dt == 12:  # only numeric and Boolean types travel here
+            return -(i + 1)
         out[p] = 0x20
         p = _put_varint(out, p + 1, np.uint64(dt))
         v = values[i]
@@ -423,10 +458,10 @@ def _encode_data(
             p += 2
         elif dt == 4 or dt == 8 or dt == 13:  # Int64, UInt64, DateTime: long_value
             out[p] = 0x58
-            p = _put_varint(out, p + 1, _int_bits(v))
+            p = _put_varint(out, p + 1, _int_bits(v, dt))
         else:  # Int8..Int32, UInt8..UInt32: int_value, 32-bit two's complement
             out[p] = 0x50
-            p = _put_varint(out, p + 1, _int_bits(v) & np.uint64(0xFFFFFFFF))
+            p = _put_varint(out, p + 1, _int_bits(v, dt) & np.uint64(0xFFFFFFFF))
         out[pos + 1] = np.uint8(p - start)
         pos = p
     out[pos] = 0x18
@@ -449,8 +484,8 @@ def encode_data(
 ) -> bytes:
     """Encode an NDATA/DDATA (or, with no metrics, DDEATH) payload with metrics by alias.
 
-    ``values`` are float64; NaN is sent as is_null. Integer types are rounded to nearest and
-    saturate; Int8..Int32 go out as 32-bit two's complement in int_value. Only numeric and
+    ``values`` are float64; NaN is sent as is_null. Integer types are rounded half to even and
+    saturate at their type's range; Int8..Int32 go out as 32-bit two's complement in int_value. Only numeric and
     Boolean datatypes are accepted (ValueError otherwise). Output is byte-identical to protobuf.
     """
     al = np.ascontiguousarray(aliases, dtype=np.uint64)
@@ -458,9 +493,6 @@ def encode_data(
     val = np.ascontiguousarray(values, dtype=np.float64)
     if not (al.ndim == dt.ndim == val.ndim == 1 and len(al) == len(dt) == len(val)):
         raise ValueError("aliases, datatypes and values must be 1-d and of equal length")
-    if len(dt) and not bool(np.isin(dt, _NUMERIC_CODES).all()):
-        bad = sorted(set(dt[~np.isin(dt, _NUMERIC_CODES)].tolist()))
-        raise ValueError(f"encode_data only carries numeric and Boolean metrics, got datatypes {bad}")
     if metric_timestamps_ms is None:
         mts = np.zeros(0, dtype=np.uint64)
     else:
@@ -478,16 +510,43 @@ def encode_data(
         metric_timestamps_ms is not None,
         out,
     )
+    if n < 0:
+        bad = int(dt[-n - 1])
+        name = DataType(bad).name if bad in DataType._value2member_map_ else str(bad)
+        raise ValueError(f"encode_data carries numeric and Boolean metrics only; metric {-n - 1} is {name}")
     return out[:n].tobytes()
+
+
+_INT_RANGE = {
+    DataType.Int8: (-(2**7), 2**7 - 1),
+    DataType.Int16: (-(2**15), 2**15 - 1),
+    DataType.Int32: (-(2**31), 2**31 - 1),
+    DataType.Int64: (-(2**63), 2**63 - 1),
+    DataType.DateTime: (-(2**63), 2**63 - 1),
+    DataType.UInt8: (0, 2**8 - 1),
+    DataType.UInt16: (0, 2**16 - 1),
+    DataType.UInt32: (0, 2**32 - 1),
+    DataType.UInt64: (0, 2**64 - 1),
+}
+
+
+def _int_wire(value: float | int | str | bytes, datatype: DataType) -> int:
+    """Birth values: the nearest integer saturated to the type's range, as `encode_data` does."""
+    if not isinstance(value, int | float):
+        raise ValueError(f"cannot encode {value!r} as a {datatype.name} metric")
+    lo, hi = _INT_RANGE[datatype]
+    if isinstance(value, float) and math.isinf(value):
+        return hi if value > 0 else lo
+    return min(max(round(value), lo), hi)
 
 
 def _set_value(m: pb.Payload.Metric, datatype: DataType, value: float | int | bool | str | bytes | None) -> None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         m.is_null = True
     elif datatype in INT_VALUE_TYPES:
-        m.int_value = round(value) & 0xFFFFFFFF  # type: ignore[arg-type]
+        m.int_value = _int_wire(value, datatype) & 0xFFFFFFFF
     elif datatype in LONG_VALUE_TYPES:
-        m.long_value = round(value) & 0xFFFFFFFFFFFFFFFF  # type: ignore[arg-type]
+        m.long_value = _int_wire(value, datatype) & 0xFFFFFFFFFFFFFFFF
     elif datatype == DataType.Float:
         m.float_value = float(value)
     elif datatype == DataType.Double:
@@ -527,7 +586,8 @@ def encode_birth(
     for spec, value in zip(metrics, values, strict=True):
         m = payload.metrics.add(name=spec.name, alias=spec.alias, datatype=int(spec.datatype))
         _set_value(m, spec.datatype, value)
-    return payload.SerializeToString()
+    data: bytes = payload.SerializeToString()
+    return data
 
 
 def encode_death(bdseq: int) -> bytes:
@@ -535,7 +595,8 @@ def encode_death(bdseq: int) -> bytes:
     payload = pb.Payload()
     m = payload.metrics.add(name=BDSEQ, datatype=DataType.Int64)
     m.long_value = _check_uint64("bdseq", bdseq)
-    return payload.SerializeToString()
+    data: bytes = payload.SerializeToString()
+    return data
 
 
 def encode_rebirth_request(timestamp_ms: int) -> bytes:
@@ -543,7 +604,8 @@ def encode_rebirth_request(timestamp_ms: int) -> bytes:
     payload = pb.Payload(timestamp=_check_uint64("timestamp_ms", timestamp_ms))
     m = payload.metrics.add(name=REBIRTH, datatype=DataType.Boolean)
     m.boolean_value = True
-    return payload.SerializeToString()
+    data: bytes = payload.SerializeToString()
+    return data
 
 
 def is_rebirth_request(decoded: DecodedPayload) -> bool:

@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -182,15 +182,29 @@ class EdgeNode:
                 raise RuntimeError("EdgeNode already started")
             self._started = True
             self._client.will_set(self._ndeath_topic, encode_death(self._will_bdseq), qos=1, retain=False)
-        self._client.connect_async(self._host, self._port, keepalive=self._keepalive)
+        deadline = time.monotonic() + timeout
+        backoff = 0.05
+        while True:  # the first connection here, so a missing broker is reported promptly; paho reconnects later
+            try:
+                self._client.connect(self._host, self._port, keepalive=self._keepalive)
+                break
+            except OSError as exc:
+                self._connect_error = str(exc)
+                if time.monotonic() + backoff >= deadline:
+                    self._fail_start(timeout)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 0.5)
         self._client.loop_start()
-        if not self._connected.wait(timeout):
-            with self._lock:
-                self._stopping = True
+        if not self._connected.wait(max(0.0, deadline - time.monotonic())):
             self._client.disconnect()
             self._client.loop_stop()
-            reason = f": {self._connect_error}" if self._connect_error else ""
-            raise NotReady(f"MQTT broker {self._host}:{self._port} did not accept the connection in {timeout}s{reason}")
+            self._fail_start(timeout)
+
+    def _fail_start(self, timeout: float) -> NoReturn:
+        with self._lock:
+            self._stopping = True
+        reason = f": {self._connect_error}" if self._connect_error else ""
+        raise NotReady(f"MQTT broker {self._host}:{self._port} did not accept the connection in {timeout}s{reason}")
 
     def stop(self) -> None:
         """Publish DDEATHs and NDEATH (a clean DISCONNECT discards the will), then disconnect."""
