@@ -125,7 +125,7 @@ def raw(client: ShopfloorClient, tag: str) -> dict[str, Any]:
 
 
 def test_known_payloads_come_back_exactly(plant: tuple[Platform, ShopfloorClient, Publisher]) -> None:
-    platform, client, pub = plant
+    _, client, pub = plant
     pub.births()
     pub.data([T0 + 1000, T0 + 1000, T0 + 1000], [1, 2, 3], [123.25, -42, 0])
     pub.data([T0 + 2000, T0 + 2000], [1, 4], [600.5, 2])  # 600.5 is above the range: uncertain
@@ -166,7 +166,7 @@ def test_known_payloads_come_back_exactly(plant: tuple[Platform, ShopfloorClient
 def test_malformed_payload_goes_to_dead_letters_and_ingest_goes_on(
     plant: tuple[Platform, ShopfloorClient, Publisher],
 ) -> None:
-    platform, client, pub = plant
+    _, client, pub = plant
     pub.births()
     pub.send("spBv1.0/g1/DDATA/edge1/press", b"\x12\xff\xff\xff garbage")
     pub.send("shopfloor/json/meter-press", b"{not json")
@@ -206,7 +206,7 @@ def test_restart_keeps_history(mosquitto: Mosquitto, tmp_path: Path) -> None:
 
 
 def test_live_websocket_streams_committed_values(plant: tuple[Platform, ShopfloorClient, Publisher]) -> None:
-    platform, client, pub = plant
+    _, client, pub = plant
     pub.births()
     wait_for(lambda: len(raw(client, f"{PRESS}/force")["t"]) == 1)
     stream = client.live([f"{PRESS}/force"], timeout=10)

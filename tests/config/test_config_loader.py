@@ -57,7 +57,8 @@ def _error(text: str) -> ConfigError:
 
 
 def test_wrong_type_names_line_and_field() -> None:
-    err = _error(GOOD.replace("{name: spindle_speed, unit: rpm, range: [0, 12000]}", "{name: spindle_speed, type: float99}"))
+    bad = GOOD.replace("{name: spindle_speed, unit: rpm, range: [0, 12000]}", "{name: spindle_speed, type: float99}")
+    err = _error(bad)
     (line, field, message), = err.problems
     assert line == 14
     assert field == "site.areas[0].lines[0].cells[0].equipment[0].tags[0].type"
@@ -66,7 +67,8 @@ def test_wrong_type_names_line_and_field() -> None:
 
 
 def test_unknown_field_is_rejected_at_its_line() -> None:
-    err = _error(GOOD.replace("                  type: cnc\n", "                  type: cnc\n                  colour: red\n"))
+    indent = "                  "
+    err = _error(GOOD.replace(f"{indent}type: cnc\n", f"{indent}type: cnc\n{indent}colour: red\n"))
     (line, field, message), = err.problems
     assert (line, field) == (12, "site.areas[0].lines[0].cells[0].equipment[0].colour")
     assert "Extra inputs" in message

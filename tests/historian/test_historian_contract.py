@@ -137,6 +137,8 @@ def test_raw_is_oldest_first_half_open_and_per_tag(historian: Historian) -> None
     ]
     assert len(historian.raw(2, T0 + 10 * S, T0 + 10 * S)) == 0
     assert len(historian.raw(99, T0, T0 + 100 * S)) == 0
+    assert len(historian.raw(2**40, T0, T0 + 100 * S)) == 0
+    assert len(historian.buckets(2**40, T0, T0 + 100 * S, MINUTE)) == 0
 
 
 def test_raw_limit_keeps_the_oldest(historian: Historian) -> None:

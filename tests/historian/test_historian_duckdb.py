@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import duckdb
@@ -128,6 +131,33 @@ def test_time_major_batches_keep_recent_clean(tmp_path: Path) -> None:
     assert h._dirty
     h.compact()
     assert not h._dirty
+    h.close()
+
+
+def test_a_killed_writer_loses_nothing_it_was_told_was_written(tmp_path: Path) -> None:
+    """write() returns after commit: a process that dies without close() keeps every batch."""
+    path = tmp_path / "h.duckdb"
+    code = textwrap.dedent(
+        f"""
+        import os
+        import numpy as np
+        from shopfloor.core.samples import SampleBatch
+        from shopfloor.historian.duckdb_store import DuckDBHistorian
+        h = DuckDBHistorian({str(path)!r}, compact_rows=250)
+        h.ensure_tags(["a", "b"])
+        k = np.arange(600)
+        for i in range(0, 600, 100):
+            h.write(SampleBatch.of(1 + k[i:i + 100] % 2, k[i:i + 100] // 2, k[i:i + 100] * 0.5))
+        h.write(SampleBatch.of([1], [0], [-1.0]))  # a correction, leaves recent dirty
+        os._exit(0)  # no close(), no checkpoint
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    h = DuckDBHistorian(path)
+    assert h.tag_ids() == {"a": 1, "b": 2}
+    assert h.count() == 600
+    assert h.raw(1, 0, 3).value.tolist() == [-1.0, 1.0, 2.0]
+    assert h.latest().ts.tolist() == [299, 299]
     h.close()
 
 

@@ -22,6 +22,7 @@ specification's choice for data) where that matters.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -126,18 +127,25 @@ class EdgeNode:
         self._stopping = False
         self._connected = threading.Event()
         self._connect_error: str | None = None
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id or f"shopfloor-{group}-{node}",
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
+        self._credentials = (username, password)
+        self._client_id = client_id or f"shopfloor-{group}-{node}"
+        self._reconnect_delay = reconnect_delay
+        self._client = self._new_client()
+        self._client_used = False
+
+    def _new_client(self) -> mqtt.Client:
+        """A paho client per start(): paho leaks its wake-up socket pair when loop_start() runs twice."""
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=self._client_id, clean_session=True, protocol=mqtt.MQTTv311
         )
+        username, password = self._credentials
         if username is not None:
-            self._client.username_pw_set(username, password)
-        self._client.reconnect_delay_set(reconnect_delay, max(30, reconnect_delay))
-        self._client.on_connect = self._handle_connect
-        self._client.on_disconnect = self._handle_disconnect
-        self._client.on_message = self._handle_message
+            client.username_pw_set(username, password)
+        client.reconnect_delay_set(self._reconnect_delay, max(30, self._reconnect_delay))
+        client.on_connect = self._handle_connect
+        client.on_disconnect = self._handle_disconnect
+        client.on_message = self._handle_message
+        return client
 
     # ------------------------------------------------------------------ configuration
 
@@ -181,9 +189,14 @@ class EdgeNode:
             if self._started:
                 raise RuntimeError("EdgeNode already started")
             self._started = True
+            if self._client_used:
+                self._client = self._new_client()
+            self._client_used = True
             self._client.will_set(self._ndeath_topic, encode_death(self._will_bdseq), qos=1, retain=False)
         deadline = time.monotonic() + timeout
         backoff = 0.05
+        with contextlib.suppress(RuntimeError):  # paho refuses it in some states after a failed attempt
+            self._client.connect_timeout = min(5.0, max(0.1, timeout))
         while True:  # the first connection here, so a missing broker is reported promptly; paho reconnects later
             try:
                 self._client.connect(self._host, self._port, keepalive=self._keepalive)
@@ -196,18 +209,18 @@ class EdgeNode:
                 backoff = min(backoff * 2, 0.5)
         self._client.loop_start()
         if not self._connected.wait(max(0.0, deadline - time.monotonic())):
-            self._client.disconnect()
-            self._client.loop_stop()
+            self.stop()  # the CONNACK may land just now: stop() then also publishes the deaths
             self._fail_start(timeout)
 
     def _fail_start(self, timeout: float) -> NoReturn:
+        """Reset to not started (start() may be retried) and raise NotReady."""
         with self._lock:
-            self._stopping = True
+            self._started = self._stopping = False
         reason = f": {self._connect_error}" if self._connect_error else ""
         raise NotReady(f"MQTT broker {self._host}:{self._port} did not accept the connection in {timeout}s{reason}")
 
     def stop(self) -> None:
-        """Publish DDEATHs and NDEATH (a clean DISCONNECT discards the will), then disconnect."""
+        """Publish DDEATHs and NDEATH (a clean DISCONNECT discards the will), then disconnect. Idempotent."""
         with self._lock:
             if not self._started or self._stopping:
                 return
@@ -227,6 +240,9 @@ class EdgeNode:
                 log.warning("NDEATH of %s/%s not acknowledged before disconnect", self._group, self._node)
         self._client.disconnect()
         self._client.loop_stop()
+        with self._lock:  # start() may open a new session (with the next bdSeq)
+            self._started = self._stopping = False
+            self._connected.clear()
 
     # ------------------------------------------------------------------ data
 

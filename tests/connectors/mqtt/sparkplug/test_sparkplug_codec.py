@@ -527,3 +527,26 @@ def test_batch_of_data_only_has_no_names() -> None:
 def test_empty_batch() -> None:
     batch = decode_payloads([])
     assert len(batch) == 0 and len(batch.timestamp) == 0 and batch.errors == {}
+
+
+@pytest.mark.parametrize(
+    "hex_data",
+    [
+        "08 ffffffffffffffffff01",  # payload timestamp 2**64-1: not an int64 ms, reads as absent
+        "08 ffffffffffffffffff7f",  # 10-byte varint with overflow bits in its last byte
+        "18 80808080808080808001",  # seq 2**63
+        "12 0f 10 ffffffffffffffffff01 20 0a 3801",  # alias 2**64-1 (reads as -1, like no alias)
+    ],
+)
+def test_extreme_varints_agree(hex_data: str) -> None:
+    data = bytes.fromhex(hex_data)
+    d = decode_payload(data)
+    assert d.fast
+    assert_same(d, _decode_general(data))
+
+
+def test_accepts_bytes_like() -> None:
+    for data in (bytearray(GOLDEN_DDATA), memoryview(GOLDEN_DDATA)):
+        assert_same(decode_payload(data), decode_payload(GOLDEN_DDATA))
+    batch = decode_payloads([bytearray(GOLDEN_DDATA), memoryview(GOLDEN_INTS)])
+    assert len(batch) == 12 and batch.errors == {}

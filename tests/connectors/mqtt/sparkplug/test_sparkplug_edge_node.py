@@ -196,10 +196,26 @@ def test_device_added_after_start_is_born_at_once(
     assert birth.topic.device == "late" and birth.payload.seq == 1
 
 
-def test_start_raises_not_ready_without_a_broker() -> None:
-    node = EdgeNode("127.0.0.1", free_port(), "g", "edge1")
+def test_start_raises_not_ready_without_a_broker_and_can_be_retried(group: str, cleanup: Cleanup) -> None:
+    port = free_port()
+    node = EdgeNode("127.0.0.1", port, group, "edge1")
+    cleanup(node.stop)
     with pytest.raises(NotReady, match="did not accept the connection"):
         node.start(timeout=0.3)
+    with Mosquitto(port=port) as broker:
+        observer = Observer(broker, group)
+        try:
+            node.start(timeout=5)
+            assert observer.next("NBIRTH").payload.seq == 0 and node.online
+            node.stop()
+            node.stop()  # idempotent
+            assert _metric(observer.next("NDEATH").payload, BDSEQ) == 0
+            node.start(timeout=5)  # a new session
+            assert _metric(observer.next("NBIRTH").payload, BDSEQ) == 1 and node.births == 2
+            node.stop()
+            assert _metric(observer.next("NDEATH").payload, BDSEQ) == 1
+        finally:
+            observer.close()
 
 
 def test_metric_declarations_are_checked() -> None:
