@@ -66,16 +66,18 @@ def plant(devices: int, metrics: int) -> PlantConfig:
     ]
     return PlantConfig.model_validate({
         "site": {"name": "bench", "areas": [{"name": "a", "lines": [{"name": "l", "equipment": equipment}]}]},
-        "mqtt": {"qos": 1},
+        # A client id of its own per run: the broker keeps a persistent session's backlog for its next connect.
+        "mqtt": {"qos": 1, "client_id": f"bench-ingest-{time.monotonic_ns()}"},
     })
 
 
-def publish(host: str, port: int, devices: int, metrics: int, seconds: float, qos: int, ready: mp.Event,
-            go: mp.Event, out: mp.Queue) -> None:
-    """The publisher process: births, then DDATA round-robin over devices as fast as the client goes."""
+def publish(host: str, port: int, devices: int, metrics: int, seconds: float, qos: int, rate: float,
+            ready: mp.Event, go: mp.Event, out: mp.Queue) -> None:
+    """The publisher process: births, then DDATA round-robin over devices, as fast as the client goes
+    (rate 0) or paced at `rate` messages/s."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{os.getpid()}")
     client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
+    client.max_queued_messages_set(20_000)  # flow control: a full queue makes publish() return QUEUE_SIZE
     client.connect(host, port)
     client.loop_start()
     specs = [MetricSpec(f"m{m}", DataType.Double, m) for m in range(metrics)]
@@ -98,6 +100,10 @@ def publish(host: str, port: int, devices: int, metrics: int, seconds: float, qo
     last_ms = np.zeros(devices, np.int64)
     info = None
     while time.monotonic() - start < seconds:
+        if rate:
+            ahead = sent / rate - (time.monotonic() - start)
+            if ahead > 0:
+                time.sleep(ahead)
         for d in range(devices):
             seq = (seq + 1) % 256
             # The payload timestamp is the send time and, with no metric timestamps, every sample's time:
@@ -106,6 +112,9 @@ def publish(host: str, port: int, devices: int, metrics: int, seconds: float, qo
             last_ms[d] = ts_ms
             payload = encode_data(ts_ms, seq, aliases, types, base_values[d] + sent * 1e-3)
             info = client.publish(topics[d], payload, qos=qos)
+            while info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+                time.sleep(0.001)
+                info = client.publish(topics[d], payload, qos=qos)
             sent += 1
             sent_samples += metrics
     if info is not None:
@@ -141,10 +150,10 @@ class NullSink:
 
 
 def run_case(case: str, sink: str, host: str, port: int, broker_url: str, devices: int, metrics: int,
-             seconds: float, qos: int) -> Result:
+             seconds: float, qos: int, rate: float = 0.0) -> Result:
     ctx = mp.get_context("spawn")
     ready, go, out = ctx.Event(), ctx.Event(), ctx.Queue()
-    proc = ctx.Process(target=publish, args=(host, port, devices, metrics, seconds, qos, ready, go, out))
+    proc = ctx.Process(target=publish, args=(host, port, devices, metrics, seconds, qos, rate, ready, go, out))
     proc.start()
     ready.wait(60)
     if sink == "platform":
@@ -177,6 +186,11 @@ def run_case(case: str, sink: str, host: str, port: int, broker_url: str, device
         stop.set()
         p50, p99 = writer.latency.percentiles_ms(50, 99)
         platform.stop()
+        # Drop the persistent session, or the broker queues every later run's messages for it.
+        cleaner = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=platform.config.mqtt.client_id,
+                              clean_session=True)
+        cleaner.connect(host, port)
+        cleaner.disconnect()
         from shopfloor.historian import open_historian
 
         historian = open_historian("duckdb", data_dir)
@@ -186,7 +200,8 @@ def run_case(case: str, sink: str, host: str, port: int, broker_url: str, device
         start_t, start_rows = next(((t, r) for t, r in timeline if r > births), timeline[-1])
         end_t, end_rows = next(((t, r) for t, r in timeline if r >= expected), timeline[-1])
         span = max(end_t - start_t, 1e-9)
-        return Result(case, "shopfloor", sent, sent_samples, span, (end_rows - start_rows) / span, stored - births,
+        label = f"shopfloor at {rate * metrics:,.0f} samples/s offered" if rate else "shopfloor"
+        return Result(case, label, sent, sent_samples, span, (end_rows - start_rows) / span, stored - births,
                       p50, p99, rss_peak[0])
     sink_client = NullSink(host, port, qos)
     time.sleep(0.3)
@@ -203,6 +218,18 @@ def run_case(case: str, sink: str, host: str, port: int, broker_url: str, device
                   None, None, None)
 
 
+def _query_figure() -> dict[str, float]:
+    """The bucketed-query figure of benchmarks/query.py (100 tags x 1 day), run here too."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import query as query_bench
+
+    opts = argparse.Namespace(tags=100, days=1.0, chunk=100_000, compact_rows=1_000_000, runs=20)
+    with tempfile.TemporaryDirectory(prefix="shopfloor-bench-") as tmp:
+        r = query_bench.run(opts, console, Path(tmp) / "historian.duckdb", Path(tmp) / "peer.duckdb")
+    q = r["queries_ms"]["buckets, one tag, 1 day in 1 min"]
+    return {"tags": r["tags"], "historian_ms": q["historian"], "peer_ms": q["peer"], "ratio": q["ratio"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="publishing time per run")
@@ -211,6 +238,8 @@ def main() -> None:
     ap.add_argument("--qos", type=int, default=1, choices=[0, 1])
     ap.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
     ap.add_argument("--cases", default="a,b")
+    ap.add_argument("--no-query", action="store_true", help="skip the bucketed-query figure")
+    ap.add_argument("--load", type=float, default=0.5, help="share of the measured throughput offered for latency")
     args = ap.parse_args()
 
     binary = find_mosquitto()
@@ -234,33 +263,48 @@ def main() -> None:
     results: list[Result] = []
     try:
         for name, devices, metrics in cases:
-            for sink in ("platform", "peer"):
-                console.print(f"running {name} -> {sink} for {args.seconds:.0f} s ...")
-                results.append(run_case(name, sink, host, port, url, devices, metrics, args.seconds, args.qos))
+            console.print(f"{name}: throughput, platform then peer, {args.seconds:.0f} s each ...")
+            ours = run_case(name, "platform", host, port, url, devices, metrics, args.seconds, args.qos)
+            peer = run_case(name, "peer", host, port, url, devices, metrics, args.seconds, args.qos)
+            # Latency means something only below capacity: offer a fixed share of the measured throughput.
+            rate = args.load * min(ours.samples_per_s, peer.samples_per_s) / metrics
+            console.print(f"{name}: latency at {args.load:.0%} of that throughput ...")
+            paced = run_case(name, "platform", host, port, url, devices, metrics, args.seconds, args.qos, rate)
+            results += [ours, peer, paced]
     finally:
         if broker_ctx is not None:
             broker_ctx.stop()
+    query = None
+    if not args.no_query:
+        console.print("query: one tag's day in 1-minute buckets among 100 tags (benchmarks/query.py) ...")
+        query = _query_figure()
     cpu = pyplatform.processor() or pyplatform.machine()
     machine = f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, {cpu}"
     if args.json:
         print(json.dumps({"broker": broker_name, "qos": args.qos, "machine": machine,
-                          "results": [asdict(r) for r in results]}))
+                          "results": [asdict(r) for r in results], "bucket_query": query}))
         return
     table = Table(title=f"ingest benchmark: {broker_name}, QoS {args.qos}, {machine}")
     for col in ("case", "sink", "samples/s", "vs peer", "stored", "latency p50 ms", "latency p99 ms", "peak RSS MB"):
         table.add_column(col, justify="right" if col not in ("case", "sink") else "left")
-    for i in range(0, len(results), 2):
-        ours, peer = results[i], results[i + 1]
-        for r in (ours, peer):
+    for i in range(0, len(results), 3):
+        ours, peer, paced = results[i : i + 3]
+        for r in (ours, peer, paced):
             ratio = f"{ours.samples_per_s / peer.samples_per_s:.2f}x" if r is ours and peer.samples_per_s else ""
             table.add_row(
                 r.case, r.sink, f"{r.samples_per_s:,.0f}", ratio,
                 f"{r.stored:,}" if r.stored is not None else "",
-                f"{r.latency_ms_p50:.1f}" if r.latency_ms_p50 is not None else "",
-                f"{r.latency_ms_p99:.1f}" if r.latency_ms_p99 is not None else "",
+                f"{r.latency_ms_p50:.1f}" if r.latency_ms_p50 is not None and r is paced else "",
+                f"{r.latency_ms_p99:.1f}" if r.latency_ms_p99 is not None and r is paced else "",
                 f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb else "",
             )
-    Console().print(table)
+    Console(width=160).print(table)
+    if query is not None:
+        print(f"bucketed query, one tag, 1 day (86,400 raw samples) in 1-minute buckets, {query['tags']} tags stored: "
+              f"{query['historian_ms']:.1f} ms (peer, plain DuckDB table in arrival order: {query['peer_ms']:.1f} ms,"
+              f" {query['ratio']:.1f}x)")
+    print("stored: samples found in the historian after the platform stopped and reopened it (births excluded);"
+          " latency: publish (payload timestamp) to committed, measured at the offered rate shown")
 
 
 if __name__ == "__main__":

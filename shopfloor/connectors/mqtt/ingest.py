@@ -28,7 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from shopfloor.config.schema import JsonSource, SparkplugSource
 from shopfloor.connectors.mqtt.jsonfmt import decode_json
-from shopfloor.connectors.mqtt.sparkplug import SparkplugTopic, parse_topic
+from shopfloor.connectors.mqtt.sparkplug import SparkplugTopic, decode_payload, encode_rebirth_request, parse_topic
 from shopfloor.connectors.mqtt.sparkplug_host import DeviceKey, SparkplugHost
 from shopfloor.core.deadletters import DeadLetterStore
 from shopfloor.core.errors import DecodeError, NotReady
@@ -126,6 +126,8 @@ class MqttIngest:
 
     # --- lifecycle -------------------------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> None:
+        # Compile (or load from cache) the Sparkplug decoder now, not on the first message.
+        decode_payload(encode_rebirth_request(0))
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name="mqtt-ingest", daemon=True)
         self._worker.start()

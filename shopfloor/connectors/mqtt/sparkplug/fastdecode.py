@@ -9,8 +9,9 @@ timestamp, datatype, is_historical / is_transient / is_null and a scalar value
 (int/long/float/double/boolean). Anything else (names, properties, metadata, strings, bytes,
 datasets, templates, extensions, unknown fields, payload uuid/body) stops it with
 ``STATUS_GENERAL`` so the caller re-decodes that payload through protobuf. Truncated or
-inconsistent bytes stop it with ``STATUS_MALFORMED``; every read is bounds-checked, so no input
-can make it read outside the buffer or loop forever (each iteration consumes at least one byte).
+inconsistent bytes stop it with ``STATUS_MALFORMED`` (the codec then lets protobuf decide, so
+both paths agree on what is malformed). Every read is bounds-checked, so no input can make it
+read outside the buffer or loop forever (each iteration consumes at least one byte).
 
 Values are converted to float64 inside the walker by `value_of`, which the protobuf path also
 uses (through `values_from_bits`), so both paths agree. (Converting the raw bits with NumPy
