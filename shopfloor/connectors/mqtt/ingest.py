@@ -78,6 +78,7 @@ class MqttIngest:
         password: str | None = None,
         max_inbox: int = 20_000,
         chunk_messages: int = 5_000,
+        coalesce_s: float = 0.002,
     ) -> None:
         self.host, self.port, self.tls = parse_broker_url(broker_url)
         self.broker_url = broker_url
@@ -99,8 +100,10 @@ class MqttIngest:
         groups = sparkplug_groups if sparkplug_groups is not None else sorted({k[0] for k in self._sp_tags})
         self.subscriptions = [f"spBv1.0/{g}/#" for g in groups] + [f"{self.json_prefix}/+"]
         self.host_app = SparkplugHost(self._sparkplug_tag, self._publish)
-        self._inbox: deque[_Message] = deque()
-        self._cond = threading.Condition()
+        self.coalesce_s = coalesce_s
+        self._inbox: deque[_Message] = deque()  # appended by paho's thread, drained by the worker
+        self._has_data = threading.Event()
+        self._has_space = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._connected = threading.Event()
@@ -143,8 +146,8 @@ class MqttIngest:
     def stop(self) -> None:
         """Process what has arrived, let the writer commit it (acks go out), then disconnect."""
         self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
+        self._has_data.set()
+        self._has_space.set()
         if self._worker is not None:
             self._worker.join(30)
             self._worker = None
@@ -174,12 +177,15 @@ class MqttIngest:
         self.connected_since_ns = None
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        # Called for every message on paho's thread: no lock and no wake-up unless needed.
         item = _Message(msg.topic, bytes(msg.payload), msg.mid, msg.qos, time.time_ns())
-        with self._cond:
+        if len(self._inbox) >= self.max_inbox:
+            self._has_space.clear()
             while len(self._inbox) >= self.max_inbox and not self._stop.is_set():
-                self._cond.wait(0.1)
-            self._inbox.append(item)
-            self._cond.notify_all()
+                self._has_space.wait(0.1)  # blocks the network thread: the broker queues for us
+        self._inbox.append(item)
+        if not self._has_data.is_set():
+            self._has_data.set()
 
     def _publish(self, topic: str, payload: bytes) -> None:
         self.client.publish(topic, payload, qos=0)
@@ -187,14 +193,17 @@ class MqttIngest:
     # --- the worker ------------------------------------------------------------------------------------------
     def _work(self) -> None:
         while True:
-            with self._cond:
-                if not self._inbox:
-                    if self._stop.is_set():
-                        return
-                    self._cond.wait(0.05)
-                n = min(len(self._inbox), self.chunk_messages)
-                chunk = [self._inbox.popleft() for _ in range(n)]
-                self._cond.notify_all()
+            if not self._inbox:
+                if self._stop.is_set():
+                    return
+                self._has_data.wait(0.05)
+            self._has_data.clear()
+            if 0 < len(self._inbox) < self.chunk_messages and not self._stop.is_set():
+                time.sleep(self.coalesce_s)  # let a burst gather: fewer, larger commits
+            n = min(len(self._inbox), self.chunk_messages)
+            chunk = [self._inbox.popleft() for _ in range(n)]
+            if len(self._inbox) < self.max_inbox:
+                self._has_space.set()
             if chunk:
                 try:
                     self._process(chunk)

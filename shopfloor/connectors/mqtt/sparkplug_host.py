@@ -197,6 +197,14 @@ class SparkplugHost:
         self, node: NodeState, key: DeviceKey, metrics: _Metrics, decoded: DecodedPayload, received_ns: int
     ) -> HostResult:
         alias = decoded.alias
+        lut = metrics.lut
+        if decoded.names is None and len(alias) and alias.min() >= 0 and alias.max() < len(lut):
+            ids = lut[alias]  # the common case: one gather
+            if ids.min() >= 0:
+                return HostResult(batch=_batch(ids, decoded, None, received_ns))
+            if not (ids == UNKNOWN).any():  # only unmapped metrics besides mapped ones
+                keep = ids >= 0
+                return HostResult(batch=_batch(ids[keep], decoded, keep, received_ns))
         ids = np.full(len(alias), UNKNOWN, np.int32)
         in_lut = (alias >= 0) & (alias < len(metrics.lut))
         ids[in_lut] = metrics.lut[alias[in_lut]]
@@ -279,13 +287,18 @@ def _is_protocol_metric(name: str) -> bool:
 
 
 def _batch(
-    tag_ids: npt.NDArray[np.int32], decoded: DecodedPayload, keep: npt.NDArray[np.bool_], received_ns: int
+    tag_ids: npt.NDArray[np.int32], decoded: DecodedPayload, keep: npt.NDArray[np.bool_] | None, received_ns: int
 ) -> SampleBatch | None:
+    """Samples of the kept metrics (keep None: all); a metric without any timestamp takes the receive time."""
     if len(tag_ids) == 0:
         return None
-    ts_ms = decoded.timestamp_ms[keep]
-    ts = np.where(ts_ms > 0, ts_ms * 1_000_000, received_ns).astype(np.int64)
-    return SampleBatch(tag_ids, ts, decoded.value[keep], decoded.quality[keep])
+    ts_ms, value, quality = decoded.timestamp_ms, decoded.value, decoded.quality
+    if keep is not None:
+        ts_ms, value, quality = ts_ms[keep], value[keep], quality[keep]
+    ts = ts_ms * 1_000_000
+    if ts_ms.min() <= 0:
+        ts[ts_ms <= 0] = received_ns
+    return SampleBatch(tag_ids, ts, value, quality)
 
 
 def _stale(tag_ids: npt.NDArray[np.int32], ts_ns: int) -> SampleBatch | None:
