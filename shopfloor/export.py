@@ -27,15 +27,20 @@ class ExportError(ShopfloorError):
     pass
 
 
-def _reader_api(api: str, tag: str) -> Callable[[int, int], SampleBatch]:
+Reader = tuple[Callable[[int, int], SampleBatch], Callable[[], None]]  # read(start, end), close()
+
+
+def _reader_api(api: str, tag: str) -> Reader:
     from shopfloor.client import ApiError, ShopfloorClient
 
     client = ShopfloorClient(api)
     try:
         client.tag(tag)
     except ApiError as exc:
+        client.close()
         raise ExportError(f"{api}: {exc.detail}") from None
     except Exception as exc:
+        client.close()
         raise ExportError(f"cannot reach {api}: {exc}") from None
 
     def read(start_ns: int, end_ns: int) -> SampleBatch:
@@ -44,10 +49,10 @@ def _reader_api(api: str, tag: str) -> Callable[[int, int], SampleBatch]:
         ts = h["t"].astype("datetime64[ns]").astype(np.int64)
         return SampleBatch.of(np.zeros(len(ts), np.int32), ts, h["value"], h["quality"])
 
-    return read
+    return read, client.close
 
 
-def _reader_dir(data_dir: Path, tag: str) -> Callable[[int, int], SampleBatch]:
+def _reader_dir(data_dir: Path, tag: str) -> Reader:
     from shopfloor.historian import open_historian
 
     if not (data_dir / "historian.duckdb").exists():
@@ -65,7 +70,7 @@ def _reader_dir(data_dir: Path, tag: str) -> Callable[[int, int], SampleBatch]:
     def read(start_ns: int, end_ns: int) -> SampleBatch:
         return historian.raw(tag_id, start_ns, end_ns)
 
-    return read
+    return read, historian.close
 
 
 def export_history(
@@ -82,7 +87,17 @@ def export_history(
         raise ExportError(str(exc)) from None
     if end_ns <= start_ns:
         raise ExportError("end must be after start")
-    read = _reader_api(api, tag) if api else _reader_dir(Path(data_dir or "."), tag)
+    read, close = _reader_api(api, tag) if api else _reader_dir(Path(data_dir or "."), tag)
+    try:
+        return _copy(read, out, suffix, start_ns, end_ns, step, console)
+    finally:
+        close()
+
+
+def _copy(
+    read: Callable[[int, int], SampleBatch], out: Path, suffix: str, start_ns: int, end_ns: int, step: int,
+    console: Console | None,
+) -> int:
     rows = 0
     writer: pq.ParquetWriter | pacsv.CSVWriter
     writer = pq.ParquetWriter(out, SCHEMA) if suffix == ".parquet" else pacsv.CSVWriter(out, SCHEMA)
