@@ -19,6 +19,7 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy shopfloor
 	$(BIN)/python -m pytest
 
 bench: setup

@@ -219,3 +219,22 @@ def test_live_websocket_streams_committed_values(plant: tuple[Platform, Shopfloo
     assert update["type"] == "samples" and update["tag"] == [f"{PRESS}/force"] and update["value"] == [77.5]
     assert update["t"] == [T0 + 9000]
     stream.close()
+
+
+def test_sequence_gap_makes_the_platform_ask_for_a_rebirth_over_the_broker(
+    plant: tuple[Platform, ShopfloorClient, Publisher],
+) -> None:
+    from shopfloor.connectors.mqtt.sparkplug import decode_payload, is_rebirth_request
+
+    _, client, pub = plant
+    commands: list[bytes] = []
+    pub.client.on_message = lambda c, u, msg: commands.append(msg.payload)
+    pub.client.subscribe("spBv1.0/g1/NCMD/edge1", qos=1)
+    pub.births()
+    pub.seq = 40  # the node skipped sequence numbers: messages were lost on the way
+    pub.data([T0 + 7000], [1], [5.5])
+    wait_for(lambda: commands)
+    assert is_rebirth_request(decode_payload(commands[0]))
+    node = client.connectors()[0]["sparkplug"]["nodes"][0]
+    assert node["seq_gaps"] == 1 and node["rebirth_requests"] == 1
+    wait_for(lambda: 5.5 in raw(client, f"{PRESS}/force")["value"].tolist())  # the data itself is kept

@@ -60,8 +60,8 @@ class Subscription:
     async def next(self, timeout: float | None = None) -> SampleBatch:
         """Wait (on the subscriber's loop) for queued batches and return them merged."""
         assert self._event is not None, "subscribe with a loop to await"
+        self._event.clear()  # before looking: a batch offered after the look sets it again
         if not self._queue:
-            self._event.clear()
             try:
                 await asyncio.wait_for(self._event.wait(), timeout)
             except TimeoutError:

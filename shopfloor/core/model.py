@@ -136,6 +136,7 @@ class TagIndex:
             tag = model.by_path.get(path)
             if tag is not None and tag.range is not None:
                 self.low[i], self.high[i] = tag.range
+        self.path_array = np.array(self.paths, dtype=object)  # paths[tag_id_array] in one gather
 
     def id_of(self, path: str) -> int:
         try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import numpy as np
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
@@ -29,10 +28,9 @@ router = APIRouter(tags=["live"])
 
 
 def samples_message(platform: Platform, batch: SampleBatch, dropped: int) -> bytes:
-    paths = np.array(platform.tag_index.paths, dtype=object)
     body: dict[str, Any] = {
-        "type": "samples", "tag": paths[batch.tag_id].tolist(), "t": batch.ts // 1_000_000,
-        "value": batch.value, "quality": batch.quality.astype(np.int16), "dropped": dropped,
+        "type": "samples", "tag": platform.tag_index.path_array[batch.tag_id].tolist(), "t": batch.ts // 1_000_000,
+        "value": batch.value, "quality": batch.quality, "dropped": dropped,
     }
     return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import APIRouter, HTTPException, Query
 
 from shopfloor.api.deps import PlatformDep, tag_id_or_404
@@ -91,5 +90,4 @@ def history(
             "bucket_ms": bucket_ns // 1_000_000, "t": b.start // 1_000_000, "min": b.min, "max": b.max,
             "mean": b.mean, "count": b.count, "first": b.first, "last": b.last,
         }
-    return FastJSONResponse({k: (v.tolist() if isinstance(v, np.ndarray) and v.dtype == np.uint8 else v)
-                             for k, v in out.items()})
+    return FastJSONResponse(out)
