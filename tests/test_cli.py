@@ -95,3 +95,47 @@ def test_serve_with_a_bad_config_names_file_line_and_field(tmp_path: Path, text:
     )
     assert result.returncode == 2
     assert expected in result.stderr.decode().replace(str(tmp_path) + "/", "")
+
+
+def test_serve_a_plant_yaml_against_mosquitto_fed_by_sim(tmp_path: Path) -> None:
+    from shopfloor.testing.mosquitto import Mosquitto
+
+    plant_yaml = subprocess.run(
+        [sys.executable, "-m", "shopfloor", "sim", "--print-config"], capture_output=True, timeout=60, check=True
+    ).stdout.decode()
+    config = tmp_path / "plant.yaml"
+    config.write_text(plant_yaml)
+    port = free_port()
+    with Mosquitto() as broker:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "shopfloor", "serve", "--config", str(config), "--port", str(port),
+             "--data-dir", str(tmp_path / "data"), "--broker", broker.url],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{base}/health", timeout=2).json()["status"] == "ok":
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            sim = subprocess.run(
+                [sys.executable, "-m", "shopfloor", "sim", "--broker", broker.url, "--steps", "30", "--speed", "0",
+                 "--seed", "3"],
+                capture_output=True, timeout=60,
+            )
+            assert sim.returncode == 0, sim.stderr.decode()
+            end = str(int(time.time() * 1000) + 3_600_000)  # speed 0 runs ahead of the wall clock
+            params = {"tag": CNC_POWER, "bucket": "raw", "start": "-1h", "end": end}
+            history: dict[str, list[float]] = {"t": []}
+            while time.monotonic() < deadline + 30 and len(history["t"]) < 32:
+                history = httpx.get(f"{base}/api/history", params=params, timeout=5).json()
+                time.sleep(0.2)
+            # The birth's values, 30 steps (each sends every metric at first), then the node's death at stop:
+            assert len(history["t"]) == 32
+            assert sorted(history["quality"]) == [0] + [192] * 31  # the death is stamped with its arrival time
+        finally:
+            code, out = _stop(server)
+        assert code == 0, out
