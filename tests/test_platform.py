@@ -22,6 +22,7 @@ from shopfloor.client import ShopfloorClient
 from shopfloor.config import parse_plant_config
 from shopfloor.connectors.mqtt.jsonfmt import encode_json
 from shopfloor.connectors.mqtt.sparkplug import DataType, MetricSpec, encode_birth, encode_data
+from shopfloor.core.samples import SampleBatch
 from shopfloor.platform import Platform
 from shopfloor.testing.mosquitto import Mosquitto
 from shopfloor.testing.server import ApiServer
@@ -238,3 +239,36 @@ def test_sequence_gap_makes_the_platform_ask_for_a_rebirth_over_the_broker(
     node = client.connectors()[0]["sparkplug"]["nodes"][0]
     assert node["seq_gaps"] == 1 and node["rebirth_requests"] == 1
     wait_for(lambda: 5.5 in raw(client, f"{PRESS}/force")["value"].tolist())  # the data itself is kept
+
+
+def test_openapi_docs_and_front_page(plant: tuple[Platform, ShopfloorClient, Publisher]) -> None:
+    _, client, _ = plant
+    http = client._http
+    spec = http.get("/openapi.json").json()
+    assert {"/health", "/api/assets", "/api/tags", "/api/latest", "/api/history", "/api/deadletters"} <= set(
+        spec["paths"]
+    )
+    assert http.get("/docs").status_code == 200
+    assert http.get("/", follow_redirects=False).headers["location"] == "/docs"
+    assert http.get("/api/history", params={"tag": "nope"}).status_code == 404
+    assert http.get("/api/history", params={"tag": f"{PRESS}/force", "start": "yesterday"}).status_code == 422
+    too_many_buckets = {"tag": f"{PRESS}/force", "bucket": "1ms", "start": "-1d"}
+    assert http.get("/api/history", params=too_many_buckets).status_code == 422
+    assert [c["name"] for c in client.assets(depth=1)["children"]] == ["area1"]
+    assert [t["path"] for t in client.tags(unit="kW")] == [f"{METER}/power"]
+
+
+def test_retention_drops_old_samples(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    config = parse_plant_config(PLANT + "historian: {retention_days: 1}\n")
+    platform = Platform(config, data_dir=tmp_path / "data", broker_url=mosquitto.url)
+    platform.start()
+    try:
+        tag_id = platform.tag_index.id_of(f"{PRESS}/force")
+        now = time.time_ns()
+        old, fresh = now - 3 * 86_400 * 10**9, now - 3_600 * 10**9
+        platform.writer.submit(SampleBatch.of([tag_id, tag_id], [old, fresh], [1.0, 2.0]))
+        assert platform.writer.flush(10)
+        platform._housekeeping()
+        assert platform.historian.raw(tag_id, 0, now).value.tolist() == [2.0]
+    finally:
+        platform.stop()
