@@ -24,13 +24,22 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from shopfloor.connectors.mqtt.sparkplug import DecodedPayload, SparkplugTopic, decode_payload, encode_rebirth_request
+from shopfloor.connectors.mqtt.sparkplug import (
+    DataType,
+    DecodedPayload,
+    SparkplugTopic,
+    decode_payload,
+    encode_rebirth_request,
+)
 from shopfloor.core.samples import Quality, SampleBatch
 
 UNKNOWN = -1  # alias not defined by the birth: needs a rebirth
 UNMAPPED = -2  # metric born but not configured as a tag: counted and dropped
 
-DeviceKey = tuple[str, str, str | None]  # (group, node, device or None for the node itself)
+DeviceKey = tuple[str, str, str | None]
+
+# Datatypes whose values a float64 sample holds: Int8..UInt64, Float, Double, Boolean, DateTime.
+NUMERIC_DATATYPES = frozenset(range(1, 12)) | {13}  # (group, node, device or None for the node itself)
 
 
 @dataclass
@@ -176,6 +185,7 @@ class SparkplugHost:
         lut = np.full(size, UNKNOWN, np.int32)
         by_name: dict[str, int] = {}
         ids = np.full(len(names), UNMAPPED, np.int32)
+        wrong_type: list[str] = []
         for i, name in enumerate(names):
             if name is None:
                 continue
@@ -184,6 +194,10 @@ class SparkplugHost:
                 if not _is_protocol_metric(name):
                     self.unmapped[f"{_where(topic)}/{name}"] += 1
                 tag_id = UNMAPPED
+            elif int(decoded.datatype[i]) not in NUMERIC_DATATYPES:
+                wrong_type.append(f"{name} ({_type_name(int(decoded.datatype[i]))})")
+                self.unmapped[f"{_where(topic)}/{name}"] += 1
+                tag_id = UNMAPPED  # a numeric tag cannot store it: refused, reported, not stored as NaN
             ids[i] = tag_id
             by_name[name] = tag_id
             if aliases[i] >= 0:
@@ -191,7 +205,10 @@ class SparkplugHost:
         self._metrics[key] = _Metrics(lut, by_name, np.unique(ids[ids >= 0]))
         keep = ids >= 0
         batch = _batch(ids[keep], decoded, keep, received_ns)
-        return HostResult(batch=batch)
+        problem = None
+        if wrong_type:
+            problem = f"{_where(topic)}: non-numeric metric(s) mapped to numeric tags: {', '.join(wrong_type)}"
+        return HostResult(batch=batch, problem=problem)
 
     def _map(
         self, node: NodeState, key: DeviceKey, metrics: _Metrics, decoded: DecodedPayload, received_ns: int
@@ -276,6 +293,13 @@ class SparkplugHost:
         node.rebirth_requests += 1
         self._publish(f"spBv1.0/{node.group}/NCMD/{node.node}", encode_rebirth_request(int(time.time() * 1000)))
         return True
+
+
+def _type_name(code: int) -> str:
+    try:
+        return DataType(code).name
+    except ValueError:
+        return f"datatype {code}"
 
 
 def _where(topic: SparkplugTopic) -> str:

@@ -138,3 +138,13 @@ def test_malformed_payload_raises_decode_error() -> None:
     h.births()
     with pytest.raises(DecodeError):
         h.feed("spBv1.0/g/DDATA/n/d1", b"\x12\x05\x08")
+
+
+def test_a_string_metric_mapped_to_a_numeric_tag_is_refused_and_reported() -> None:
+    h = Harness()
+    h.feed("spBv1.0/g/NBIRTH/n", encode_birth(T, 0, [], [], bdseq=0))
+    specs = [MetricSpec("temp", DataType.String, 1), MetricSpec("speed", DataType.Float, 2)]
+    result = h.feed("spBv1.0/g/DBIRTH/n/d1", encode_birth(T, 1, specs, ["hot", 3.0]))
+    assert result.batch is not None and result.batch.tag_id.tolist() == [11]
+    assert result.problem is not None and "temp (String)" in result.problem
+    assert h.host.unmapped == {"g/n/d1/temp": 1}
