@@ -220,6 +220,16 @@ def run_case(case: str, sink: str, host: str, port: int, broker_url: str, device
                   None, None, None)
 
 
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        return None
+    return None
+
+
 def _query_figure() -> dict[str, float]:
     """The bucketed-query figure of benchmarks/query.py (100 tags x 1 day), run here too."""
     sys.path.insert(0, str(Path(__file__).parent))
@@ -289,7 +299,7 @@ def main() -> None:
     if not args.no_query:
         console.print("query: one tag's day in 1-minute buckets among 100 tags (benchmarks/query.py) ...")
         query = _query_figure()
-    cpu = pyplatform.processor() or pyplatform.machine()
+    cpu = _cpu_model() or pyplatform.processor() or pyplatform.machine()
     machine = f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, {cpu}"
     if args.json:
         print(json.dumps({"broker": broker_name, "qos": args.qos, "machine": machine,
