@@ -40,7 +40,70 @@ class JsonSource(Strict):
     device: Name
 
 
-Source = Annotated[SparkplugSource | JsonSource, Field(discriminator="protocol")]
+class ModbusSource(Strict):
+    """A Modbus TCP device, polled (docs/connectors.md)."""
+
+    protocol: Literal["modbus"]
+    host: str
+    port: int = Field(default=502, ge=1, le=65535)
+    unit: int = Field(default=1, ge=0, le=255, description="Modbus unit (slave) id.")
+    poll_s: float = Field(default=1.0, gt=0, description="Seconds between polls.")
+    timeout_s: float = Field(default=1.0, gt=0, description="Seconds to wait for each response.")
+    retries: int = Field(default=2, ge=0, description="Retries of a request before the device counts as down.")
+    max_registers: int = Field(default=125, ge=1, le=125, description="Most registers in one read request.")
+
+
+class OpcUaSource(Strict):
+    """An OPC UA server, read through subscriptions (docs/connectors.md)."""
+
+    protocol: Literal["opcua"]
+    endpoint: str = Field(pattern=r"^opc\.tcp://", description="opc.tcp://host:4840/path")
+    security_policy: Literal["None", "Basic256Sha256"] = "None"
+    security_mode: Literal["Sign", "SignAndEncrypt"] = "SignAndEncrypt"
+    certificate: str | None = Field(default=None, description="Client certificate (PEM or DER file).")
+    private_key: str | None = Field(default=None, description="Client private key (PEM file).")
+    server_certificate: str | None = Field(default=None, description="The server's certificate, to trust it.")
+    username: str | None = None
+    password: str | None = None
+    publishing_interval_ms: float = Field(default=500, gt=0)
+    sampling_interval_ms: float = Field(default=250, ge=0, description="Default for the tags of this source.")
+
+    @model_validator(mode="after")
+    def _certificates(self) -> OpcUaSource:
+        if self.security_policy != "None" and not (self.certificate and self.private_key):
+            raise ValueError("security_policy Basic256Sha256 needs 'certificate' and 'private_key'")
+        return self
+
+
+Source = Annotated[SparkplugSource | JsonSource | ModbusSource | OpcUaSource, Field(discriminator="protocol")]
+
+
+class ModbusPoint(Strict):
+    """Where a tag's value lies in a Modbus device, and how to read it."""
+
+    table: Literal["holding", "input", "coil", "discrete"] = "holding"
+    address: int = Field(ge=0, le=65535, description="Protocol address (0-based) of the first register or bit.")
+    type: Literal["int16", "uint16", "int32", "uint32", "float32", "float64", "bool"] = "uint16"
+    word_order: Literal["big", "little"] = Field(default="big", description="Order of 16-bit words (big: high first).")
+    byte_order: Literal["big", "little"] = Field(default="big", description="Order of bytes inside each word.")
+    scale: float = Field(default=1.0, description="Value = raw * scale + offset.")
+    offset: float = 0.0
+
+    @model_validator(mode="after")
+    def _bits(self) -> ModbusPoint:
+        if self.table in ("coil", "discrete") and self.type != "bool":
+            raise ValueError(f"a {self.table} holds one bit: its type must be bool")
+        if self.table in ("holding", "input") and self.type == "bool":
+            raise ValueError("a bool lives in a coil or discrete input, not a register")
+        return self
+
+
+class OpcUaPoint(Strict):
+    """Per-tag subscription settings of an OPC UA node (the node id is the tag's address)."""
+
+    sampling_interval_ms: float | None = Field(default=None, ge=0, description="Overrides the source's.")
+    deadband: float | None = Field(default=None, ge=0, description="Report only changes larger than this.")
+    deadband_type: Literal["absolute", "percent"] = "absolute"
 
 
 class TagConfig(Strict):
@@ -56,6 +119,8 @@ class TagConfig(Strict):
         default=None, description="Metric name (Sparkplug) or key (JSON) at the source; defaults to the tag name."
     )
     source: Source | None = Field(default=None, description="Overrides the equipment's source for this tag.")
+    modbus: ModbusPoint | None = Field(default=None, description="Required when the source is a Modbus device.")
+    opcua: OpcUaPoint | None = Field(default=None, description="Subscription settings when the source is OPC UA.")
 
     @field_validator("range")
     @classmethod
@@ -92,8 +157,17 @@ class EquipmentConfig(Strict):
     def _check(self) -> EquipmentConfig:
         _unique([t.name for t in self.tags], "tag")
         for tag in self.tags:
-            if tag.source is None and self.source is None:
+            source = tag.source or self.source
+            if source is None:
                 raise ValueError(f"tag {tag.name!r} has no source and equipment {self.name!r} gives none")
+            if isinstance(source, ModbusSource) and tag.modbus is None:
+                raise ValueError(f"tag {tag.name!r} reads a Modbus device: it needs 'modbus' (table, address, type)")
+            if tag.modbus is not None and not isinstance(source, ModbusSource):
+                raise ValueError(f"tag {tag.name!r} has 'modbus' but its source is {source.protocol}")
+            if tag.opcua is not None and not isinstance(source, OpcUaSource):
+                raise ValueError(f"tag {tag.name!r} has 'opcua' but its source is {source.protocol}")
+            if isinstance(source, OpcUaSource) and tag.address is None:
+                raise ValueError(f"tag {tag.name!r} reads OPC UA: its 'address' must be the node id, e.g. ns=2;s=Speed")
         return self
 
 

@@ -17,13 +17,17 @@ import numpy.typing as npt
 from shopfloor.config.schema import (
     EquipmentConfig,
     JsonSource,
+    ModbusPoint,
+    ModbusSource,
+    OpcUaPoint,
+    OpcUaSource,
     PlantConfig,
     SparkplugSource,
 )
 from shopfloor.core.errors import UnknownTag
 
 Level = Literal["site", "area", "line", "cell", "equipment"]
-Source = SparkplugSource | JsonSource
+Source = SparkplugSource | JsonSource | ModbusSource | OpcUaSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,8 @@ class Tag:
     states: dict[int, str] | None
     source: Source
     address: str
+    modbus: ModbusPoint | None = None
+    opcua: OpcUaPoint | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +81,7 @@ class AssetModel:
                 tag = Tag(
                     path=f"{path}/{t.name}", name=t.name, equipment=path, unit=t.unit,
                     data_type=t.type, description=t.description, range=t.range, states=t.states,
-                    source=source, address=t.address or t.name,
+                    source=source, address=t.address or t.name, modbus=t.modbus, opcua=t.opcua,
                 )
                 tags.append(tag)
                 own.append(tag.path)
@@ -102,7 +108,8 @@ class AssetModel:
         by_path = {t.path: t for t in tags}
         sources: dict[tuple[object, str], str] = {}
         for t in tags:
-            key = (t.source, t.address)
+            point = f"{t.modbus.table}:{t.modbus.address}:{t.modbus.type}" if t.modbus else t.address
+            key: tuple[object, str] = (t.source, point)
             if key in sources:
                 raise ValueError(f"tags {sources[key]} and {t.path} read the same source value {t.address!r}")
             sources[key] = t.path
