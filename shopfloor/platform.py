@@ -11,11 +11,12 @@ import logging
 import time
 from pathlib import Path
 
-from shopfloor.config.schema import PlantConfig
+from shopfloor.config.schema import ModbusSource, OpcUaSource, PlantConfig
+from shopfloor.connectors.base import ConnectorRuntime, FieldConnector
 from shopfloor.connectors.mqtt.ingest import MqttIngest
 from shopfloor.core.bus import SampleBus
 from shopfloor.core.deadletters import DeadLetterStore
-from shopfloor.core.model import AssetModel, TagIndex
+from shopfloor.core.model import AssetModel, Tag, TagIndex
 from shopfloor.historian.base import Historian, open_historian
 from shopfloor.historian.writer import HistorianWriter
 
@@ -36,6 +37,7 @@ class Platform:
         self._writer: HistorianWriter | None = None
         self._dead_letters: DeadLetterStore | None = None
         self._ingest: MqttIngest | None = None
+        self._field: ConnectorRuntime | None = None
         self.bus = SampleBus()
 
     # Typed accessors: the parts exist only between start() and stop().
@@ -66,7 +68,7 @@ class Platform:
 
     def start(self, connect_timeout: float = 15.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._historian = open_historian(self.config.historian.backend, self.data_dir)
+        self._historian = open_historian(self.config.historian.backend, self.data_dir, self.config.historian.url)
         ids = self._historian.ensure_tags([t.path for t in self.model.tags])
         self._tag_index = TagIndex(self.model, ids)
         self._dead_letters = DeadLetterStore(self.data_dir / "deadletters.sqlite")
@@ -84,10 +86,40 @@ class Platform:
             self._ingest = None
             self.stop()
             raise
+        writer = self._writer
+        self._field = ConnectorRuntime(
+            self._field_connectors(), lambda batch: writer.submit(batch, timeout=0), writer.submit
+        )
+        self._field.start()
         self.started_ns = time.time_ns()
         log.info("platform started: %d tags, data in %s", len(self.model.tags), self.data_dir)
 
+    def _field_connectors(self) -> list[FieldConnector]:
+        """One connector per Modbus device and per OPC UA server named by the tags' sources."""
+        groups: dict[ModbusSource | OpcUaSource, list[Tag]] = {}
+        for tag in self.model.tags:
+            if isinstance(tag.source, ModbusSource | OpcUaSource):
+                groups.setdefault(tag.source, []).append(tag)
+        connectors: list[FieldConnector] = []
+        for source, tags in groups.items():
+            ids = [self.tag_index.id_of(t.path) for t in tags]
+            if isinstance(source, ModbusSource):
+                from shopfloor.connectors.modbus import ModbusConnector
+
+                points = [(i, t.modbus) for i, t in zip(ids, tags, strict=True) if t.modbus is not None]
+                name = f"modbus {source.host}:{source.port}/{source.unit}"
+                connectors.append(ModbusConnector(name, source, points))
+            else:
+                from shopfloor.connectors.opcua import OpcUaConnector
+
+                nodes = [(i, t.address, t.opcua) for i, t in zip(ids, tags, strict=True)]
+                connectors.append(OpcUaConnector(f"opcua {source.endpoint}", source, nodes))
+        return connectors
+
     def stop(self) -> None:
+        if self._field is not None:
+            self._field.stop()
+            self._field = None
         if self._ingest is not None:
             self._ingest.stop()
             self._ingest = None
@@ -112,8 +144,9 @@ class Platform:
     def health(self) -> dict[str, object]:
         writer = self.writer
         p50, p99 = writer.latency.percentiles_ms(50, 99)
-        ingest = self.ingest.health()
-        ok = bool(ingest["connected"]) and writer.last_error is None
+        connectors = self.connectors_health()
+        ok = bool(connectors[0]["connected"]) and writer.last_error is None
+        ok = ok and all(c.get("state", "up") != "down" for c in connectors[1:])
         return {
             "status": "ok" if ok else "degraded",
             "started_ns": self.started_ns,
@@ -131,5 +164,10 @@ class Platform:
             },
             "dead_letters": {"since_start": dict(self.dead_letters.counts), "kept": self.dead_letters.total()},
             "live_subscribers": self.bus.subscribers,
-            "connectors": [ingest],
+            "connectors": connectors,
         }
+
+    def connectors_health(self) -> list[dict[str, object]]:
+        """The MQTT ingest first, then each field connector."""
+        field = self._field.health() if self._field is not None else []
+        return [self.ingest.health(), *field]

@@ -241,8 +241,17 @@ class MqttConfig(Strict):
 
 
 class HistorianConfig(Strict):
-    backend: Literal["duckdb"] = "duckdb"
+    backend: Literal["duckdb", "postgres"] = "duckdb"
+    url: str | None = Field(
+        default=None, pattern=r"^postgres(ql)?://", description="postgresql://user@host:5432/db for backend postgres."
+    )
     retention_days: float | None = Field(default=None, gt=0, description="Drop raw samples older than this.")
+
+    @model_validator(mode="after")
+    def _url_for_postgres(self) -> HistorianConfig:
+        if (self.backend == "postgres") != (self.url is not None):
+            raise ValueError("backend postgres needs 'url' (postgresql://...), and only it takes one")
+        return self
 
 
 class ApiConfig(Strict):

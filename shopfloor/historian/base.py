@@ -78,10 +78,16 @@ class Historian(ABC):
         """Flush and release the store."""
 
 
-def open_historian(backend: str, data_dir: str | Path) -> Historian:
-    """Open the configured backend in data_dir."""
+def open_historian(backend: str, data_dir: str | Path, url: str | None = None) -> Historian:
+    """Open the configured backend: DuckDB in data_dir, or PostgreSQL at url."""
     if backend == "duckdb":
         from shopfloor.historian.duckdb_store import DuckDBHistorian
 
         return DuckDBHistorian(Path(data_dir) / "historian.duckdb")
+    if backend == "postgres":
+        if not url:
+            raise ValueError("the postgres historian needs a postgresql:// URL")
+        from shopfloor.historian.postgres_store import PostgresHistorian
+
+        return PostgresHistorian(url)
     raise ValueError(f"unknown historian backend {backend!r}")

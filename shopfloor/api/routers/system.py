@@ -24,7 +24,7 @@ def health(platform: PlatformDep) -> Any:
 @router.get("/api/connectors", response_model=list[dict[str, Any]], response_class=FastJSONResponse)
 def connectors(platform: PlatformDep) -> Any:
     """Each connector's link state and counters (for MQTT: Sparkplug nodes, births, sequence gaps)."""
-    return FastJSONResponse([platform.ingest.health()])
+    return FastJSONResponse(platform.connectors_health())
 
 
 @router.get("/api/deadletters", response_model=list[DeadLetterOut], response_class=FastJSONResponse)
