@@ -272,3 +272,24 @@ def test_retention_drops_old_samples(mosquitto: Mosquitto, tmp_path: Path) -> No
         assert platform.historian.raw(tag_id, 0, now).value.tolist() == [2.0]
     finally:
         platform.stop()
+
+
+def test_the_same_platform_on_postgresql(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """plant.yaml's historian.url switches the store; ingest, history and restart behave the same."""
+    from shopfloor.testing.postgres import PostgresServer, fresh_database
+
+    with PostgresServer() as server, fresh_database(server) as url:
+        config = parse_plant_config(PLANT + f"historian: {{backend: postgres, url: '{url}'}}\n")
+        for run in range(2):  # the second run is a restart on the same database
+            platform = Platform(config, data_dir=tmp_path / "data", broker_url=mosquitto.url)
+            with ApiServer(create_app(platform)) as api, ShopfloorClient(api.url) as client:
+                if run == 0:
+                    pub = Publisher(mosquitto)
+                    pub.births()
+                    pub.data([T0 + 1000, T0 + 1000], [1, 2], [250.5, 9])
+                    wait_for(lambda: len(raw(client, f"{PRESS}/force")["t"]) == 2)
+                    pub.close()
+                force = raw(client, f"{PRESS}/force")
+                assert force["value"].tolist() == [100.0, 250.5]
+                assert client.latest([f"{PRESS}/strokes"])[0]["value"] == 9.0
+                assert not (tmp_path / "data" / "historian.duckdb").exists()
