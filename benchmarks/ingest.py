@@ -8,13 +8,36 @@ goes to a peer: a bare paho subscriber that only counts messages (no decode, no
 storage), the ceiling of this broker and client on this machine; the ratio says
 how much of it the platform keeps.
 
+The platform runs with each historian backend of ``--backends``: DuckDB (embedded, in a temp
+dir) and PostgreSQL (a private server, shopfloor.testing.postgres, fsync on: durable commits; a
+fresh database per run). A backend whose binaries are missing is skipped, saying so.
+
+Then the "stores" section (benchmarks/stores.py): the same samples (100 tags x 1 day at 1 Hz,
+time-major) written to DuckDB and PostgreSQL through the platform's HistorianWriter and to a
+private InfluxDB 1.x over its HTTP line protocol in 5,000-point batches (1 and 2 writers, the
+better quoted), each store's count checked; then one tag's day in 1-minute buckets on each.
+
+How to read it:
+* MQTT table: "samples/s" is the median of ``--repeat`` runs, sustained and committed; "vs peer"
+  is the median of the run-by-run ratios to the bare subscriber (1.00x = the platform keeps up
+  with what the broker and paho deliver at all); latency is measured at ``--load`` of the
+  measured throughput, so it shows queueing below capacity, not a backlog.
+* Stores table: samples/s durable (committed / WAL-fsynced) and the bucket query's median ms;
+  "vs InfluxDB" is store rate / InfluxDB's for ingest and InfluxDB ms / store ms for the query,
+  so above 1 is better in both. Targets: DuckDB >= 2x InfluxDB's ingest, PostgreSQL >= 1x.
+* These are noisy 2-core machines where every server shares the cores with the Python client:
+  compare ratios taken in one run, not absolute figures across runs.
+
 Run: python benchmarks/ingest.py [--json] [--seconds 10] [--metrics 200] [--devices 50]
+     [--backends duckdb,postgres] [--no-stores] [--store-tags 100] [--store-seconds 86400]
+     [--influx-writers 1,2] [--cases a,b | --cases none]
 Uses Mosquitto where installed, else the embedded broker (it says which).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -34,8 +57,14 @@ from rich.table import Table
 
 from shopfloor.config.schema import PlantConfig
 from shopfloor.connectors.mqtt.sparkplug import DataType, MetricSpec, encode_birth, encode_data
+from shopfloor.core.errors import NotReady
+from shopfloor.historian import open_historian
 from shopfloor.platform import Platform
 from shopfloor.testing.mosquitto import Mosquitto, find_mosquitto
+from shopfloor.testing.postgres import PostgresServer, fresh_database
+
+sys.path.insert(0, str(Path(__file__).parent))
+import stores as stores_bench  # benchmarks/ is not a package: found through sys.path
 
 GROUP, NODE = "bench", "edge1"
 console = Console(stderr=True)
@@ -55,9 +84,14 @@ class Result:
     peak_rss_mb: float | None
     ratio_runs: list[int] | None = None  # samples/s of every repeat (throughput rows)
     peer_ratio: float | None = None  # median over repeats of platform / peer, pair by pair
+    backend: str | None = None  # the platform's historian backend; None for the peer
+    role: str = "throughput"  # "throughput", "peer" or "latency"
 
 
-def plant(devices: int, metrics: int) -> PlantConfig:
+BACKEND_NAMES = {"duckdb": "DuckDB", "postgres": "PostgreSQL"}
+
+
+def plant(devices: int, metrics: int, historian_url: str | None = None) -> PlantConfig:
     equipment = [
         {
             "name": f"dev{d}",
@@ -70,6 +104,7 @@ def plant(devices: int, metrics: int) -> PlantConfig:
         "site": {"name": "bench", "areas": [{"name": "a", "lines": [{"name": "l", "equipment": equipment}]}]},
         # A client id of its own per run: the broker keeps a persistent session's backlog for its next connect.
         "mqtt": {"qos": 1, "client_id": f"bench-ingest-{time.monotonic_ns()}"},
+        "historian": {"backend": "postgres", "url": historian_url} if historian_url else {"backend": "duckdb"},
     })
 
 
@@ -152,7 +187,16 @@ class NullSink:
 
 
 def run_case(case: str, sink: str, host: str, port: int, broker_url: str, devices: int, metrics: int,
-             seconds: float, qos: int, rate: float = 0.0) -> Result:
+             seconds: float, qos: int, rate: float = 0.0, pg: PostgresServer | None = None) -> Result:
+    """One run. ``sink`` is "peer", or "platform" with DuckDB, or PostgreSQL on ``pg`` when given
+    (a fresh database per run, dropped after)."""
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(fresh_database(pg)) if sink == "platform" and pg is not None else None
+        return _run_case(case, sink, host, port, broker_url, devices, metrics, seconds, qos, rate, url)
+
+
+def _run_case(case: str, sink: str, host: str, port: int, broker_url: str, devices: int, metrics: int,
+              seconds: float, qos: int, rate: float, pg_url: str | None) -> Result:
     ctx = mp.get_context("spawn")
     ready, go, out = ctx.Event(), ctx.Event(), ctx.Queue()
     proc = ctx.Process(target=publish, args=(host, port, devices, metrics, seconds, qos, rate, ready, go, out))
@@ -160,7 +204,7 @@ def run_case(case: str, sink: str, host: str, port: int, broker_url: str, device
     ready.wait(60)
     if sink == "platform":
         data_dir = Path(tempfile.mkdtemp(prefix="shopfloor-bench-"))
-        platform = Platform(plant(devices, metrics), data_dir=data_dir, broker_url=broker_url)
+        platform = Platform(plant(devices, metrics, pg_url), data_dir=data_dir, broker_url=broker_url)
         platform.start()
         rss_peak = [0.0]
         timeline: list[tuple[float, int]] = []
@@ -193,18 +237,19 @@ def run_case(case: str, sink: str, host: str, port: int, broker_url: str, device
                               clean_session=True)
         cleaner.connect(host, port)
         cleaner.disconnect()
-        from shopfloor.historian import open_historian
-
-        historian = open_historian("duckdb", data_dir)
+        backend = "postgres" if pg_url else "duckdb"
+        historian = open_historian(backend, data_dir, pg_url)
         stored = historian.count()
         historian.close()
         # Sustained rate over the data messages: from the first commit past the births to the last commit.
         start_t, start_rows = next(((t, r) for t, r in timeline if r > births), timeline[-1])
         end_t, end_rows = next(((t, r) for t, r in timeline if r >= expected), timeline[-1])
         span = max(end_t - start_t, 1e-9)
-        label = f"shopfloor at {rate * metrics:,.0f} samples/s offered" if rate else "shopfloor"
+        label = f"shopfloor, {BACKEND_NAMES[backend]}"
+        if rate:
+            label += f", at {rate * metrics:,.0f} samples/s offered"
         return Result(case, label, sent, sent_samples, span, (end_rows - start_rows) / span, stored - births,
-                      p50, p99, rss_peak[0])
+                      p50, p99, rss_peak[0], backend=backend, role="latency" if rate else "throughput")
     sink_client = NullSink(host, port, qos)
     time.sleep(0.3)
     go.set()
@@ -217,7 +262,7 @@ def run_case(case: str, sink: str, host: str, port: int, broker_url: str, device
     span = max(sink_client.last - sink_client.first, 1e-9)
     received = sink_client.messages
     return Result(case, "peer: bare paho subscriber", sent, sent_samples, span, received * metrics / span, None,
-                  None, None, None)
+                  None, None, None, role="peer")
 
 
 def _cpu_model() -> str | None:
@@ -242,19 +287,13 @@ def _query_figure() -> dict[str, float]:
     return {"tags": r["tags"], "historian_ms": q["historian"], "peer_ms": q["peer"], "ratio": q["ratio"]}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=10.0, help="publishing time per run")
-    ap.add_argument("--devices", type=int, default=50)
-    ap.add_argument("--metrics", type=int, default=200, help="metrics per Sparkplug payload in case (a)")
-    ap.add_argument("--qos", type=int, default=1, choices=[0, 1])
-    ap.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
-    ap.add_argument("--cases", default="a,b")
-    ap.add_argument("--no-query", action="store_true", help="skip the bucketed-query figure")
-    ap.add_argument("--repeat", type=int, default=3, help="throughput runs per case; the median is shown")
-    ap.add_argument("--load", type=float, default=0.5, help="share of the measured throughput offered for latency")
-    args = ap.parse_args()
+def _median(xs: list[float]) -> float | None:
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if xs else None
 
+
+def run_mqtt(args: argparse.Namespace, backends: list[str], pg: PostgresServer | None) -> tuple[str, list[Result]]:
+    """The MQTT end-to-end section; returns the broker's name and the results."""
     binary = find_mosquitto()
     broker_ctx = Mosquitto() if binary else None
     if broker_ctx is not None:
@@ -276,59 +315,114 @@ def main() -> None:
     results: list[Result] = []
     try:
         for name, devices, metrics in cases:
-            pairs = []
+            runs: dict[str, list[Result]] = {b: [] for b in backends}
+            peers: list[Result] = []
             for i in range(args.repeat):
-                console.print(f"{name}: throughput {i + 1}/{args.repeat}, platform then peer, {args.seconds:.0f} s")
-                pairs.append((run_case(name, "platform", host, port, url, devices, metrics, args.seconds, args.qos),
-                              run_case(name, "peer", host, port, url, devices, metrics, args.seconds, args.qos)))
+                console.print(f"{name}: throughput {i + 1}/{args.repeat}: platform on "
+                              f"{', '.join(BACKEND_NAMES[b] for b in backends)}, then peer, {args.seconds:.0f} s each")
+                for b in backends:
+                    runs[b].append(run_case(name, "platform", host, port, url, devices, metrics, args.seconds,
+                                            args.qos, pg=pg if b == "postgres" else None))
+                peers.append(run_case(name, "peer", host, port, url, devices, metrics, args.seconds, args.qos))
             # The machines are noisy: quote the median run, and the median of the pair-by-pair ratios.
-            pairs.sort(key=lambda pair: pair[0].samples_per_s)
-            ours, peer = pairs[len(pairs) // 2]
-            ratios = sorted(a.samples_per_s / b.samples_per_s for a, b in pairs if b.samples_per_s)
-            ours.ratio_runs = [round(a.samples_per_s) for a, _ in pairs]
-            ours.peer_ratio = ratios[len(ratios) // 2] if ratios else None
-            # Latency means something only below capacity: offer a fixed share of the measured throughput.
-            rate = args.load * min(ours.samples_per_s, peer.samples_per_s) / metrics
-            console.print(f"{name}: latency at {args.load:.0%} of that throughput ...")
-            paced = run_case(name, "platform", host, port, url, devices, metrics, args.seconds, args.qos, rate)
-            results += [ours, peer, paced]
+            peer = sorted(peers, key=lambda r: r.samples_per_s)[len(peers) // 2]
+            case_results: list[Result] = []
+            paced_results: list[Result] = []
+            for b in backends:
+                ordered = sorted(runs[b], key=lambda r: r.samples_per_s)
+                ours = ordered[len(ordered) // 2]
+                ours.ratio_runs = [round(r.samples_per_s) for r in runs[b]]
+                ours.peer_ratio = _median([a.samples_per_s / p.samples_per_s
+                                           for a, p in zip(runs[b], peers, strict=True) if p.samples_per_s])
+                case_results.append(ours)
+                # Latency means something only below capacity: offer a fixed share of the measured throughput.
+                rate = args.load * min(ours.samples_per_s, peer.samples_per_s) / metrics
+                console.print(f"{name}: {BACKEND_NAMES[b]}: latency at {args.load:.0%} of that throughput ...")
+                paced_results.append(run_case(name, "platform", host, port, url, devices, metrics, args.seconds,
+                                              args.qos, rate, pg=pg if b == "postgres" else None))
+            results += [*case_results, peer, *paced_results]
     finally:
         if broker_ctx is not None:
             broker_ctx.stop()
+    return broker_name, results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=10.0, help="publishing time per run")
+    ap.add_argument("--devices", type=int, default=50)
+    ap.add_argument("--metrics", type=int, default=200, help="metrics per Sparkplug payload in case (a)")
+    ap.add_argument("--qos", type=int, default=1, choices=[0, 1])
+    ap.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
+    ap.add_argument("--cases", default="a,b", help="MQTT cases: a, b, a,b, or none")
+    ap.add_argument("--backends", default="duckdb,postgres", help="historian backends for the MQTT cases")
+    ap.add_argument("--no-query", action="store_true", help="skip the bucketed-query figure")
+    ap.add_argument("--no-stores", action="store_true", help="skip the stores section (DuckDB, PostgreSQL, InfluxDB)")
+    ap.add_argument("--repeat", type=int, default=3, help="throughput runs per case; the median is shown")
+    ap.add_argument("--load", type=float, default=0.5, help="share of the measured throughput offered for latency")
+    stores_bench.add_arguments(ap)
+    args = ap.parse_args()
+
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = [b for b in backends if b not in BACKEND_NAMES]
+    if unknown:
+        ap.error(f"unknown backend(s) {unknown}; choose from {list(BACKEND_NAMES)}")
+    skipped: list[str] = []
+    broker_name, results = "", []
+    with contextlib.ExitStack() as stack:
+        pg = None
+        if "postgres" in backends and args.cases != "none":
+            try:
+                pg = stack.enter_context(PostgresServer(fast=False, settings={"shared_buffers": "1GB"}))
+            except NotReady as exc:
+                skipped.append(f"MQTT on PostgreSQL skipped: {exc}")
+                console.print(skipped[-1])
+                backends.remove("postgres")
+        if args.cases != "none" and backends:
+            broker_name, results = run_mqtt(args, backends, pg)
     query = None
     if not args.no_query:
         console.print("query: one tag's day in 1-minute buckets among 100 tags (benchmarks/query.py) ...")
         query = _query_figure()
+    stores = None
+    if not args.no_stores:
+        console.print("stores: the same samples into DuckDB, PostgreSQL and InfluxDB (benchmarks/stores.py) ...")
+        stores = stores_bench.run_from_args(args, console)
     cpu = _cpu_model() or pyplatform.processor() or pyplatform.machine()
     machine = f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, {cpu}"
     if args.json:
-        print(json.dumps({"broker": broker_name, "qos": args.qos, "machine": machine,
-                          "results": [asdict(r) for r in results], "bucket_query": query}))
+        print(json.dumps({"broker": broker_name, "qos": args.qos, "machine": machine, "skipped": skipped,
+                          "results": [asdict(r) for r in results], "bucket_query": query, "stores": stores}))
         return
-    table = Table(title=f"ingest benchmark: {broker_name}, QoS {args.qos}, {machine}")
-    for col in ("case", "sink", "samples/s", "vs peer", "stored", "latency p50 ms", "latency p99 ms", "peak RSS MB"):
-        table.add_column(col, justify="right" if col not in ("case", "sink") else "left")
-    for i in range(0, len(results), 3):
-        ours, peer, paced = results[i : i + 3]
-        for r in (ours, peer, paced):
-            ratio = f"{ours.peer_ratio:.2f}x" if r is ours and ours.peer_ratio else ""
+    for line in skipped:
+        print(line)
+    if results:
+        table = Table(title=f"ingest benchmark: {broker_name}, QoS {args.qos}, {machine}")
+        for col in ("case", "sink", "samples/s", "vs peer", "stored", "latency p50 ms", "latency p99 ms",
+                    "peak RSS MB"):
+            table.add_column(col, justify="right" if col not in ("case", "sink") else "left")
+        for r in results:
+            paced = r.role == "latency"
             table.add_row(
-                r.case, r.sink, f"{r.samples_per_s:,.0f}", ratio,
+                r.case, r.sink, f"{r.samples_per_s:,.0f}", f"{r.peer_ratio:.2f}x" if r.peer_ratio else "",
                 f"{r.stored:,}" if r.stored is not None else "",
-                f"{r.latency_ms_p50:.1f}" if r.latency_ms_p50 is not None and r is paced else "",
-                f"{r.latency_ms_p99:.1f}" if r.latency_ms_p99 is not None and r is paced else "",
+                f"{r.latency_ms_p50:.1f}" if r.latency_ms_p50 is not None and paced else "",
+                f"{r.latency_ms_p99:.1f}" if r.latency_ms_p99 is not None and paced else "",
                 f"{r.peak_rss_mb:.0f}" if r.peak_rss_mb else "",
             )
-    Console(width=160).print(table)
-    for r in results:
-        if r.ratio_runs:
-            print(f"{r.case}: samples/s of the {len(r.ratio_runs)} throughput runs: {r.ratio_runs}")
+        Console(width=160).print(table)
+        for r in results:
+            if r.ratio_runs:
+                print(f"{r.case}, {r.sink}: samples/s of the {len(r.ratio_runs)} throughput runs: {r.ratio_runs}")
     if query is not None:
         print(f"bucketed query, one tag, 1 day (86,400 raw samples) in 1-minute buckets, {query['tags']} tags stored: "
               f"{query['historian_ms']:.1f} ms (peer, plain DuckDB table in arrival order: {query['peer_ms']:.1f} ms,"
               f" {query['ratio']:.1f}x)")
-    print("stored: samples found in the historian after the platform stopped and reopened it (births excluded);"
-          " latency: publish (payload timestamp) to committed, measured at the offered rate shown")
+    if results:
+        print("stored: samples found in the historian after the platform stopped and reopened it (births excluded);"
+              " latency: publish (payload timestamp) to committed, measured at the offered rate shown")
+    if stores is not None:
+        stores_bench.report(stores)
 
 
 if __name__ == "__main__":

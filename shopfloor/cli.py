@@ -70,16 +70,25 @@ def demo(
         str | None, typer.Option(help="Use this MQTT broker (mqtt://host:port) instead of the embedded one.")
     ] = None,
     mqtt_port: Annotated[int, typer.Option(help="Port of the embedded broker (0: a free one).")] = 0,
+    opcua_port: Annotated[int, typer.Option(help="Port of the factory's OPC UA server (0: a free one).")] = 0,
+    modbus_port: Annotated[int, typer.Option(help="Port of the factory's Modbus TCP server (0: a free one).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the virtual factory.")] = 1,
     speed: Annotated[float, typer.Option(help="Simulated seconds per wall-clock second.")] = 1.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run everything in one process: broker, virtual factory, ingest, historian and API."""
+    """Run everything in one process: broker, virtual factory (MQTT, OPC UA, Modbus TCP), ingest, historian and API.
+
+    The factory's robot is read over OPC UA and its press over Modbus TCP, from
+    servers on loopback ports of this process, so the demo shows all three protocols.
+    """
     _logging(verbose)
+    if not verbose:  # asyncua's server logs its address space build at INFO, line by line
+        logging.getLogger("asyncua").setLevel(logging.WARNING)
     from shopfloor.connectors.mqtt.broker import EmbeddedBroker
     from shopfloor.core.errors import NotReady
     from shopfloor.platform import Platform
     from shopfloor.sim.factory import VirtualFactory
+    from shopfloor.sim.field_servers import FieldServers
     from shopfloor.sim.publisher import FactoryPublisher
     from shopfloor.testing.mosquitto import free_port
 
@@ -97,9 +106,21 @@ def demo(
         mqtt_host, mqtt_port_used, _ = parse_broker_url(broker)
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    factory = VirtualFactory(seed=seed)
+    opcua_endpoint = f"opc.tcp://127.0.0.1:{opcua_port or free_port()}/shopfloor/sim/"
+    factory = VirtualFactory(seed=seed, opcua_endpoint=opcua_endpoint, modbus_port=modbus_port or free_port())
+    field = FieldServers(factory)
+    try:
+        field.start()  # before the platform, so that its field connectors find the servers up
+    except (NotReady, OSError) as exc:
+        if embedded is not None:
+            embedded.stop()
+        raise _fail(f"the virtual factory's OPC UA / Modbus servers could not start: {exc}") from None
     platform = Platform(factory.plant_config(), data_dir=data_dir, broker_url=broker)
-    publisher = FactoryPublisher(factory, mqtt_host, mqtt_port_used, speed=speed)
+    publisher = FactoryPublisher(factory, mqtt_host, mqtt_port_used, speed=speed, field=field)
+
+    def start_publisher() -> None:
+        factory.restart_clock()  # starting the servers and the platform took seconds: publish at the wall clock
+        publisher.start()
 
     def announce() -> None:
         shown = "localhost" if host in ("0.0.0.0", "::") else host
@@ -107,13 +128,16 @@ def demo(
             f"\n[bold green]shopfloor demo[/] is running: [link]http://{shown}:{port}/[/link]\n"
             f"  API docs    http://{shown}:{port}/docs\n"
             f"  MQTT broker {broker} ({'embedded' if embedded else 'external'})\n"
+            f"  OPC UA      {opcua_endpoint} (robot1)\n"
+            f"  Modbus TCP  {factory.modbus_host}:{factory.modbus_port} unit 1 (press1)\n"
             f"  data        {data_dir.resolve()}\n  Ctrl-C stops it.\n",
             highlight=False,
         )
 
     try:
-        _serve_api(platform, host, port, on_start=[publisher.start, announce], on_stop=[publisher.stop])
+        _serve_api(platform, host, port, on_start=[start_publisher, announce], on_stop=[publisher.stop])
     finally:
+        field.stop()
         if embedded is not None:
             embedded.stop()
 

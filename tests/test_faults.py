@@ -104,3 +104,42 @@ def test_kill_9_during_ingest_loses_nothing_acknowledged(mosquitto: Mosquitto, t
     finally:
         platform.send_signal(signal.SIGINT)
         platform.wait(30)
+
+
+def test_postgresql_restarted_during_ingest_loses_nothing(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """The writer keeps the batch and retries with backoff; acks wait; the broker keeps the rest."""
+    from shopfloor.config import parse_plant_config
+    from shopfloor.platform import Platform
+    from shopfloor.testing.postgres import PostgresServer, fresh_database
+
+    with PostgresServer() as server, fresh_database(server) as url:
+        config = parse_plant_config(PLANT + f"historian: {{backend: postgres, url: '{url}'}}\n")
+        platform = Platform(config, data_dir=tmp_path / "data", broker_url=mosquitto.url)
+        platform.start()
+        try:
+            publisher = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pg-fault-publisher")
+            publisher.connect(mosquitto.host, mosquitto.port)
+            publisher.loop_start()
+            tag_id = platform.tag_index.id_of("s/a/l/dev/k0")
+            for i in range(MESSAGES):
+                publisher.publish("shopfloor/json/dev", encode_json({k: float(i) for k in KEYS}, T0_MS + i), qos=1)
+                time.sleep(0.0005)
+                if i == MESSAGES // 3:
+                    server.restart()  # a real restart of the database process, mid-stream
+            publisher.loop_stop()
+            publisher.disconnect()
+            deadline = time.monotonic() + 120
+            expected = [(T0_MS + i) * 1_000_000 for i in range(MESSAGES)]
+            while time.monotonic() < deadline:
+                try:
+                    got = platform.historian.raw(tag_id, 0, 2**62).ts.tolist()
+                except Exception:  # the reader reconnects on its next call
+                    got = []
+                if len(got) >= MESSAGES and platform.writer.pending_rows == 0:
+                    break
+                time.sleep(0.2)
+            diagnosis = f"writer: {platform.writer.last_error}; server log:\n{server.log_tail()}"
+            assert len(got) == MESSAGES and got == expected, diagnosis
+            assert len(platform.historian.raw(platform.tag_index.id_of("s/a/l/dev/k9"), 0, 2**62)) == MESSAGES
+        finally:
+            platform.stop()

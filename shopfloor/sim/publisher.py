@@ -17,6 +17,11 @@ change for tags without a range, such as counters and states; values are already
 rounded to their resolution, so "unchanged" is exact), and every metric goes out
 every ``refresh_every`` steps. ``deadband=None`` sends every metric every step.
 
+Field servers: given ``field`` (a started ``FieldServers``), every step, the births'
+included, is also handed to the factory's OPC UA and Modbus TCP servers. The
+publisher neither starts nor stops them: they serve whoever connects, whether or
+not the MQTT side is up, so their owner (e.g. ``shopfloor demo``) runs them.
+
 Pacing: step k is published ``k * step_s / speed`` wall seconds after the start
 (speed 0 or inf: as fast as possible). When publishing falls more than a second
 behind, the schedule is moved rather than bursting to catch up.
@@ -32,7 +37,7 @@ import logging
 import math
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +49,9 @@ from shopfloor.connectors.mqtt.sparkplug import DataType, EdgeNode, MetricSpec
 from shopfloor.core.errors import NotReady
 from shopfloor.sim.factory import Frame, VirtualFactory
 from shopfloor.sim.machines import F64, Device
+
+if TYPE_CHECKING:  # the servers import asyncua and pymodbus: only when used
+    from shopfloor.sim.field_servers import FieldServers
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +110,7 @@ class FactoryPublisher:
         refresh_every: int = 60,
         cap_at_wall_clock: bool = False,
         connect_timeout: float = 10.0,
+        field: FieldServers | None = None,
     ) -> None:
         if not speed >= 0:
             raise ValueError(f"speed must be >= 0 (0 or inf: as fast as possible), got {speed}")
@@ -113,6 +122,7 @@ class FactoryPublisher:
         self.refresh_every = refresh_every
         self.cap_at_wall_clock = cap_at_wall_clock
         self.connect_timeout = connect_timeout
+        self.field = field
         self._interval = 0.0 if speed == 0 or math.isinf(speed) else factory.step_s / speed
         self._specs = metric_specs(factory.sparkplug_devices)
         self._edge = EdgeNode(host, port, factory.group, factory.node, qos=qos, username=username, password=password)
@@ -202,6 +212,8 @@ class FactoryPublisher:
             return
         self._wait_for_wall_clock()
         frame = self.factory.step()
+        if self.field is not None:
+            self.field.update(frame)
         for name, values in frame.sparkplug.items():  # offline: the edge node keeps them for the births
             self._edge.publish_device_data(name, frame.ts_ms, values)
             if self._exceptions is not None:
@@ -232,6 +244,8 @@ class FactoryPublisher:
     def _publish(self, frame: Frame) -> None:
         ts = frame.ts_ms
         edge = self._edge
+        if self.field is not None:
+            self.field.update(frame)
         full = self._exceptions is None or (self.refresh_every > 0 and self._steps % self.refresh_every == 0)
         for name, values in frame.sparkplug.items():
             if full:
