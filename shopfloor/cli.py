@@ -109,13 +109,6 @@ def demo(
     opcua_endpoint = f"opc.tcp://127.0.0.1:{opcua_port or free_port()}/shopfloor/sim/"
     factory = VirtualFactory(seed=seed, opcua_endpoint=opcua_endpoint, modbus_port=modbus_port or free_port())
     field = FieldServers(factory)
-    try:
-        field.start()  # before the platform, so that its field connectors find the servers up
-    except (NotReady, OSError) as exc:
-        if embedded is not None:
-            embedded.stop()
-        raise _fail(f"the virtual factory's OPC UA / Modbus servers could not start: {exc}") from None
-    platform = Platform(factory.plant_config(), data_dir=data_dir, broker_url=broker)
     publisher = FactoryPublisher(factory, mqtt_host, mqtt_port_used, speed=speed, field=field)
 
     def start_publisher() -> None:
@@ -135,6 +128,11 @@ def demo(
         )
 
     try:
+        try:
+            field.start()  # before the platform, so that its field connectors find the servers up
+        except NotReady as exc:
+            raise _fail(str(exc)) from None
+        platform = Platform(factory.plant_config(), data_dir=data_dir, broker_url=broker)
         _serve_api(platform, host, port, on_start=[start_publisher, announce], on_stop=[publisher.stop])
     finally:
         field.stop()

@@ -80,7 +80,7 @@ class FieldServers:
     # ------------------------------------------------------------------ public
 
     def start(self, timeout: float = 30.0) -> None:
-        """Start both servers on a background loop; returns once they accept connections."""
+        """Start both servers on a background loop; returns once they accept connections. NotReady if they cannot."""
         if self._thread is not None:
             raise RuntimeError("FieldServers already started")
         loop = asyncio.new_event_loop()
@@ -90,11 +90,16 @@ class FieldServers:
         fut = asyncio.run_coroutine_threadsafe(self._start(), loop)
         try:
             fut.result(timeout)
-        except BaseException as exc:
+        except TimeoutError:
             fut.cancel()
             self.stop()
-            if isinstance(exc, TimeoutError):
-                raise NotReady(f"the simulator's field servers did not start within {timeout} s") from None
+            raise NotReady(f"the simulator's field servers did not start within {timeout} s") from None
+        except Exception as exc:  # e.g. a port in use (pymodbus says so with a RuntimeError)
+            self.stop()
+            raise NotReady(f"the simulator's field servers could not start: {exc}") from exc
+        except BaseException:
+            fut.cancel()
+            self.stop()
             raise
 
     def update(self, frame: Frame) -> None:
