@@ -9,7 +9,7 @@ history.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from shopfloor.core.samples import SampleBatch
 from shopfloor.platform import Platform
 from shopfloor.testing.mosquitto import Mosquitto
 from shopfloor.testing.server import ApiServer
+from shopfloor.testing.waiting import wait_for
 
 PLANT = """\
 site:
@@ -99,17 +100,6 @@ class Publisher:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.05)
 
 
 @pytest.fixture

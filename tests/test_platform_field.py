@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import struct
 import threading
-import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from shopfloor.config import parse_plant_config
 from shopfloor.platform import Platform
 from shopfloor.testing.mosquitto import Mosquitto, free_port
 from shopfloor.testing.server import ApiServer
+from shopfloor.testing.waiting import wait_for
 
 FORCE = 412.5  # float32 in holding registers 0-1
 STROKES = 1234  # uint16 in holding register 2
@@ -119,17 +119,6 @@ site:
 """
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.05)
-
-
 def test_modbus_and_opcua_values_reach_the_api_and_outages_show(
     peers: Peers, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
@@ -140,7 +129,7 @@ def test_modbus_and_opcua_values_reach_the_api_and_outages_show(
         def values() -> dict[str, Any]:
             return {v["tag"]: v for v in client.latest()}
 
-        wait_for(lambda: len(values()) == 5)
+        wait_for(lambda: len(values()) == 5, 20)
         latest = values()
         assert latest[f"{press}/force"]["value"] == FORCE
         assert latest[f"{press}/strokes"]["value"] == STROKES
