@@ -42,6 +42,7 @@ import json
 import multiprocessing as mp
 import os
 import platform as pyplatform
+import shutil
 import sys
 import tempfile
 import threading
@@ -241,6 +242,7 @@ def _run_case(case: str, sink: str, host: str, port: int, broker_url: str, devic
         historian = open_historian(backend, data_dir, pg_url)
         stored = historian.count()
         historian.close()
+        shutil.rmtree(data_dir, ignore_errors=True)  # a run's DuckDB files are hundreds of MB
         # Sustained rate over the data messages: from the first commit past the births to the last commit.
         start_t, start_rows = next(((t, r) for t, r in timeline if r > births), timeline[-1])
         end_t, end_rows = next(((t, r) for t, r in timeline if r >= expected), timeline[-1])
