@@ -303,7 +303,7 @@ def run_mqtt(args: argparse.Namespace, backends: list[str], pg: PostgresServer |
         host, port, url, broker_name = broker_ctx.host, broker_ctx.port, broker_ctx.url, "mosquitto"
     else:
         from shopfloor.connectors.mqtt.broker import EmbeddedBroker
-        from shopfloor.testing.mosquitto import free_port
+        from shopfloor.core.net import free_port
 
         embedded = EmbeddedBroker("127.0.0.1", free_port())
         embedded.start()

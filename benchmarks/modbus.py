@@ -18,7 +18,6 @@ import contextlib
 import json
 import multiprocessing as mp
 import platform
-import socket
 import time
 from dataclasses import asdict, dataclass
 
@@ -28,6 +27,7 @@ from rich.table import Table
 
 from shopfloor.config.schema import ModbusPoint, ModbusSource
 from shopfloor.connectors.modbus import ModbusConnector
+from shopfloor.core.net import free_port
 from shopfloor.core.samples import SampleBatch
 
 console = Console(stderr=True, width=120)
@@ -78,11 +78,6 @@ def serve(port: int, n_registers: int, ready: mp.synchronize.Event) -> None:  # 
 
     asyncio.run(main())
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def run_connector(port: int, n_registers: int, seconds: float) -> Result:

@@ -86,11 +86,11 @@ def demo(
         logging.getLogger("asyncua").setLevel(logging.WARNING)
     from shopfloor.connectors.mqtt.broker import EmbeddedBroker
     from shopfloor.core.errors import NotReady
+    from shopfloor.core.net import free_port
     from shopfloor.platform import Platform
     from shopfloor.sim.factory import VirtualFactory
     from shopfloor.sim.field_servers import FieldServers
     from shopfloor.sim.publisher import FactoryPublisher
-    from shopfloor.testing.mosquitto import free_port
 
     embedded: EmbeddedBroker | None = None
     if broker is None:

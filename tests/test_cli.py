@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shopfloor.testing.mosquitto import free_port
+from shopfloor.core.net import free_port
+from shopfloor.testing.processes import interrupt
 
 CNC_POWER = "virtual-factory/machining/line1/cell1/cnc1/spindle_power"
 
@@ -23,16 +23,6 @@ def _start_demo(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "shopfloor", "demo", "--port", str(port), "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
     )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
-    proc.send_signal(signal.SIGINT)
-    try:
-        out, _ = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-    return proc.returncode, out.decode(errors="replace")
 
 
 def _history_count(base: str) -> int:
@@ -58,7 +48,7 @@ def test_demo_serves_live_data_within_30_s_and_keeps_history(tmp_path: Path) -> 
         first_count = _history_count(base)
         assert httpx.get(f"{base}/health", timeout=5).json()["status"] == "ok"
     finally:
-        code, out = _stop(proc)
+        code, out = interrupt(proc)
     assert code == 0, out
     assert f"http://127.0.0.1:{port}/" in out
     assert "Traceback" not in out
@@ -75,7 +65,7 @@ def test_demo_serves_live_data_within_30_s_and_keeps_history(tmp_path: Path) -> 
                 continue
         assert count >= first_count
     finally:
-        code, out = _stop(proc)
+        code, out = interrupt(proc)
     assert code == 0, out
 
 
@@ -137,5 +127,5 @@ def test_serve_a_plant_yaml_against_mosquitto_fed_by_sim(tmp_path: Path) -> None
             assert len(history["t"]) == 32
             assert sorted(history["quality"]) == [0] + [192] * 31  # the death is stamped with its arrival time
         finally:
-            code, out = _stop(server)
+            code, out = interrupt(server)
         assert code == 0, out

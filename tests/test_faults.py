@@ -13,7 +13,8 @@ import httpx
 import paho.mqtt.client as mqtt
 
 from shopfloor.connectors.mqtt.jsonfmt import encode_json
-from shopfloor.testing.mosquitto import Mosquitto, free_port
+from shopfloor.core.net import free_port
+from shopfloor.testing.mosquitto import Mosquitto
 
 KEYS = [f"k{i}" for i in range(10)]
 PLANT = """\

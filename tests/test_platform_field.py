@@ -21,8 +21,9 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from shopfloor.api import create_app
 from shopfloor.client import ShopfloorClient
 from shopfloor.config import parse_plant_config
+from shopfloor.core.net import free_port
 from shopfloor.platform import Platform
-from shopfloor.testing.mosquitto import Mosquitto, free_port
+from shopfloor.testing.mosquitto import Mosquitto
 from shopfloor.testing.server import ApiServer
 from shopfloor.testing.waiting import wait_for
 

@@ -32,7 +32,7 @@ class Subscription:
         self._maxlen = maxlen
         self._loop = loop
         self._event = asyncio.Event() if loop is not None else None
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self.dropped = 0
 
     def _offer(self, batch: SampleBatch) -> None:
@@ -40,19 +40,18 @@ class Subscription:
             batch = batch.take(np.isin(batch.tag_id, self.tag_filter))
             if len(batch) == 0:
                 return
-        with self._cond:
+        with self._lock:
             if len(self._queue) >= self._maxlen:
                 self._queue.popleft()
                 self.dropped += 1
             self._queue.append(batch)
-            self._cond.notify()
         if self._loop is not None and self._event is not None:
             with contextlib.suppress(RuntimeError):  # the consumer's loop is closed; it will unsubscribe
                 self._loop.call_soon_threadsafe(self._event.set)
 
     def drain(self) -> SampleBatch:
         """Everything queued, as one batch (empty if nothing)."""
-        with self._cond:
+        with self._lock:
             batches = list(self._queue)
             self._queue.clear()
         return SampleBatch.concat(batches)
@@ -66,13 +65,6 @@ class Subscription:
                 await asyncio.wait_for(self._event.wait(), timeout)
             except TimeoutError:
                 return SampleBatch.empty()
-        return self.drain()
-
-    def wait(self, timeout: float) -> SampleBatch:
-        """Block (in a thread) until something is queued or timeout."""
-        with self._cond:
-            if not self._queue:
-                self._cond.wait(timeout)
         return self.drain()
 
     def close(self) -> None:

@@ -69,10 +69,6 @@ class LatencyWindow:
             return [None for _ in q]
         return [float(x) / 1e6 for x in np.percentile(v, q)]
 
-    def reset(self) -> None:
-        with self._lock:
-            self._n = 0
-
 
 class HistorianWriter:
     """Owns all writes to one historian."""

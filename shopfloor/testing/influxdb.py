@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 
 from shopfloor.core.errors import NotReady
-from shopfloor.testing.mosquitto import free_port, wait_for_port
+from shopfloor.core.net import free_port, wait_for_port
 
 INFLUXD_PATHS = ("/usr/bin/influxd", "/usr/local/bin/influxd", "/usr/sbin/influxd")
 

@@ -7,22 +7,15 @@ of a fast stream to a slow subscriber (see shared PERFORMANCE.md).
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from types import TracebackType
 
 from shopfloor.core.errors import NotReady
+from shopfloor.core.net import free_port, wait_for_port
 
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def find_mosquitto() -> str | None:
@@ -30,17 +23,6 @@ def find_mosquitto() -> str | None:
     if found:
         return found
     return next((p for p in MOSQUITTO_PATHS if Path(p).exists()), None)
-
-
-def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise NotReady(f"nothing listens on {host}:{port} after {timeout} s")
 
 
 class Mosquitto:

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from shopfloor.core.errors import NotReady
-from shopfloor.testing.mosquitto import free_port, wait_for_port
+from shopfloor.core.net import free_port, wait_for_port
 
 _BIN_DIRS = ("/usr/local/bin", "/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin")
 

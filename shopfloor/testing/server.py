@@ -10,7 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from shopfloor.core.errors import NotReady
-from shopfloor.testing.mosquitto import free_port
+from shopfloor.core.net import free_port
 
 
 class ApiServer:

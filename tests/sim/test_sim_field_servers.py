@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import struct
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from shopfloor.api import create_app
 from shopfloor.client import ShopfloorClient
 from shopfloor.config import parse_plant_config
 from shopfloor.config.schema import ModbusSource, OpcUaSource
+from shopfloor.core.net import free_port
 from shopfloor.platform import Platform
 from shopfloor.sim import RUNNING, VirtualFactory
 from shopfloor.sim.factory import Frame
@@ -30,7 +30,8 @@ from shopfloor.sim.field_servers import FieldServers
 from shopfloor.sim.fieldmap import MODBUS_UNIT, PRESS_REGISTERS, encode, opcua_node_id
 from shopfloor.sim.press import PRESS_SIGNALS
 from shopfloor.sim.publisher import FactoryPublisher
-from shopfloor.testing.mosquitto import Mosquitto, free_port
+from shopfloor.testing.mosquitto import Mosquitto
+from shopfloor.testing.processes import interrupt
 from shopfloor.testing.server import ApiServer
 
 ROBOT = "virtual-factory/machining/line1/cell4/robot1"
@@ -271,13 +272,7 @@ def test_demo_serves_opcua_and_modbus_tags_fresh_and_good(tmp_path: Path) -> Non
 
             wait_for(fresh, timeout=30.0)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            out, _ = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-    text = out.decode(errors="replace")
-    assert proc.returncode == 0, text
+        code, text = interrupt(proc)
+    assert code == 0, text
     assert "OPC UA      opc.tcp://127.0.0.1:" in text and "Modbus TCP  127.0.0.1:" in text
     assert "Traceback" not in text

@@ -14,9 +14,10 @@ from shopfloor.connectors.mqtt.jsonfmt import decode_json
 from shopfloor.connectors.mqtt.sparkplug import decode_payload
 from shopfloor.core.errors import NotReady
 from shopfloor.core.model import AssetModel
+from shopfloor.core.net import free_port
 from shopfloor.sim import VirtualFactory
 from shopfloor.sim.publisher import FactoryPublisher
-from shopfloor.testing.mosquitto import Mosquitto, free_port
+from shopfloor.testing.mosquitto import Mosquitto
 
 START = 1_700_000_000_000_000_000
 SP = "spBv1.0/shopfloor"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import numpy as np
@@ -26,6 +25,7 @@ from shopfloor.connectors.modbus import (
     SetpointOutOfRange,
 )
 from shopfloor.core.errors import UnknownTag
+from shopfloor.core.net import free_port
 from shopfloor.core.samples import Quality, SampleBatch
 
 UNIT = 3
@@ -109,11 +109,6 @@ class Server:
             await self._server.shutdown()  # type: ignore[no-untyped-call]
             self._server = None
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,6 +18,7 @@ from asyncua.common.node import Node
 from asyncua.server.server import Server
 
 from shopfloor.connectors.opcua import OpcUaConnector
+from shopfloor.core.net import free_port
 from shopfloor.core.samples import SampleBatch
 
 NS_URI = "urn:shopfloor:test"
@@ -41,11 +41,6 @@ def node_id(name: str) -> str:
 def sid(name: str) -> ua.NodeId:
     return ua.NodeId.from_string(f"ns=2;s={name}")
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

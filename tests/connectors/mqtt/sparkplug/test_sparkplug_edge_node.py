@@ -21,7 +21,8 @@ from shopfloor.connectors.mqtt.sparkplug import (
     encode_rebirth_request,
 )
 from shopfloor.core.errors import NotReady
-from shopfloor.testing.mosquitto import Mosquitto, free_port
+from shopfloor.core.net import free_port
+from shopfloor.testing.mosquitto import Mosquitto
 
 NODE_METRICS = [MetricSpec("Node/Uptime", DataType.Int64, 1)]
 CNC = [
