@@ -68,7 +68,8 @@ class Platform:
 
     def start(self, connect_timeout: float = 15.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._historian = open_historian(self.config.historian.backend, self.data_dir, self.config.historian.url)
+        h = self.config.historian
+        self._historian = open_historian(h.backend, self.data_dir, h.url, write_connections=h.write_connections)
         ids = self._historian.ensure_tags([t.path for t in self.model.tags])
         self._tag_index = TagIndex(self.model, ids)
         self._dead_letters = DeadLetterStore(self.data_dir / "deadletters.sqlite")

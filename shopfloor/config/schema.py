@@ -246,6 +246,9 @@ class HistorianConfig(Strict):
         default=None, pattern=r"^postgres(ql)?://", description="postgresql://user@host:5432/db for backend postgres."
     )
     retention_days: float | None = Field(default=None, gt=0, description="Drop raw samples older than this.")
+    write_connections: int = Field(
+        default=2, ge=1, le=16, description="postgres: connections that COPY a large batch in parallel."
+    )
 
     @model_validator(mode="after")
     def _url_for_postgres(self) -> HistorianConfig:

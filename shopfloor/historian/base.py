@@ -78,7 +78,9 @@ class Historian(ABC):
         """Flush and release the store."""
 
 
-def open_historian(backend: str, data_dir: str | Path, url: str | None = None) -> Historian:
+def open_historian(
+    backend: str, data_dir: str | Path, url: str | None = None, *, write_connections: int = 2
+) -> Historian:
     """Open the configured backend: DuckDB in data_dir, or PostgreSQL at url."""
     if backend == "duckdb":
         from shopfloor.historian.duckdb_store import DuckDBHistorian
@@ -89,5 +91,5 @@ def open_historian(backend: str, data_dir: str | Path, url: str | None = None) -
             raise ValueError("the postgres historian needs a postgresql:// URL")
         from shopfloor.historian.postgres_store import PostgresHistorian
 
-        return PostgresHistorian(url)
+        return PostgresHistorian(url, write_connections=write_connections)
     raise ValueError(f"unknown historian backend {backend!r}")

@@ -23,7 +23,19 @@ on, shared_buffers 1 GB) on these noisy 2-core machines, 100 tags at 1 Hz, time-
     fast path (another process wrote those keys) falls back to this path.
 
   Both upsert ``latest`` (one row per tag, replaced only when ts >= stored ts) in the same
-  transaction. Measured (2 M rows into an empty store): fast path 0.32 / 0.38 / 0.34 M rows/s
+  transaction.
+
+  A large fast-path batch (``PARALLEL_MIN_ROWS`` or more) is cut at tag boundaries into
+  ``write_connections`` parts (default 2) of about equal size, each COPYed on its own connection
+  in parallel, one transaction per part; ``latest`` rides with the first part. The b-tree is
+  maintained by one server process per connection, so the work spreads over the cores: measured
+  (100 tags x 1 day, fsync on, with other work on the machine) 400k rows/s on one connection,
+  636k on two. The parts commit separately, so a reader may briefly see part of a batch, and a
+  failure after one part committed leaves that part stored: ``write`` raises, the writer retries
+  the whole batch, and the retry finds those keys taken and takes the upsert path, which is
+  idempotent. Nothing is acknowledged before every part committed.
+
+  Measured on one connection (2 M rows into an empty store): fast path 0.32 / 0.38 / 0.34 M rows/s
   at 50k / 100k / 200k-row batches, 0.21-0.26 M rows/s over a whole day (8.64 M rows: the
   partition's b-tree outgrows the cache); the upsert path (a full resend) 0.08-0.09 M rows/s.
   The b-tree on (tag_id, ts) is the cost (a heap alone takes 1.3 M rows/s); sorting each batch
@@ -67,8 +79,10 @@ on, shared_buffers 1 GB) on these noisy 2-core machines, 100 tags at 1 Hz, time-
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import numpy as np
@@ -100,6 +114,9 @@ CREATE TABLE samples (
 _MIGRATIONS: dict[int, str] = {}
 
 _CONNECT_TIMEOUT_S = 10
+
+# Below this a batch is one COPY on one connection: the hand-off to other connections costs more.
+PARALLEL_MIN_ROWS = 20_000
 
 # Serializes schema creation between processes opening the same fresh database.
 _SCHEMA_LOCK = 0x5F1057
@@ -154,13 +171,20 @@ _T = TypeVar("_T")
 class PostgresHistorian(Historian):
     """Historian in a PostgreSQL database; see the module docstring for the design."""
 
-    def __init__(self, url: str, *, partition: str = "1 day") -> None:
+    def __init__(self, url: str, *, partition: str = "1 day", write_connections: int = 2) -> None:
         """Open (creating the schema if needed) the store at a postgresql:// URL.
 
         ``partition``: width of a ``samples`` partition, any PostgreSQL interval; only used when
-        the store is created (an existing store keeps its width).
+        the store is created (an existing store keeps its width). ``write_connections``: how many
+        connections COPY a large time-major batch in parallel (see the module docstring).
         """
+        if not 1 <= write_connections <= 16:
+            raise ValueError(f"write_connections must be 1..16, not {write_connections}")
         self._url = url
+        self._copy_conns: list[psycopg.Connection[Any] | None] = [None] * (write_connections - 1)
+        self._copy_pool = (
+            ThreadPoolExecutor(write_connections - 1, thread_name_prefix="pg-copy") if write_connections > 1 else None
+        )
         self._write_lock = threading.RLock()
         self._readers_lock = threading.Lock()
         self._readers: list[psycopg.Connection[Any]] = []
@@ -207,6 +231,45 @@ class PostgresHistorian(Historian):
         if self._wconn is not None:
             self._wconn.close()
             self._wconn = None
+        for slot, conn in enumerate(self._copy_conns):
+            if conn is not None:
+                conn.close()
+                self._copy_conns[slot] = None
+
+    def _copy_part(self, slot: int, payload: bytes) -> None:
+        """COPY one part of a fast-path batch on extra connection ``slot``, in its own transaction."""
+        for attempt in (0, 1):
+            conn = self._copy_conns[slot]
+            fresh = conn is None or conn.closed
+            if conn is None or conn.closed:
+                conn = self._copy_conns[slot] = self._connect()
+            try:
+                with (
+                    conn.transaction(),
+                    conn.cursor() as cur,
+                    cur.copy(f"COPY samples ({_COLUMNS}) FROM STDIN BINARY") as cp,
+                ):
+                    cp.write(payload)
+                return
+            except psycopg.OperationalError:
+                broken = conn.broken or conn.closed
+                conn.close()
+                self._copy_conns[slot] = None
+                if fresh or attempt or not broken:
+                    raise
+
+    def _split(self, rows: SampleBatch) -> list[SampleBatch]:
+        """Cut rows sorted by (tag_id, ts) at tag boundaries into up to 1 + extra connections parts."""
+        parts = 1 + len(self._copy_conns)
+        if parts == 1 or len(rows) < PARALLEL_MIN_ROWS:
+            return [rows]
+        cuts = [0]
+        for k in range(1, parts):
+            at = int(np.searchsorted(rows.tag_id, rows.tag_id[len(rows) * k // parts], side="left"))
+            if at > cuts[-1]:
+                cuts.append(at)
+        cuts.append(len(rows))
+        return [rows.take(np.arange(a, b)) for a, b in itertools.pairwise(cuts) if b > a]
 
     def _writing(self, work: Callable[[psycopg.Connection[Any]], _T]) -> _T:
         """Run ``work`` on the writer connection; on a dead connection reconnect and retry once."""
@@ -351,37 +414,59 @@ class PostgresHistorian(Historian):
             fast = not index.has_duplicates and bool(
                 np.all(index.oldest_ts > self._latest.high_water(index.newest.tag_id))
             )
-            payload = _encode_copy(rows)
+            parts = self._split(rows) if fast else [rows]
+            payloads = [_encode_copy(part) for part in parts]
             newest = index.newest
             latest_params = (
                 newest.tag_id.tolist(), newest.ts.tolist(), newest.value.tolist(), newest.quality.tolist()
             )  # fmt: skip
             snapshot = self._latest.merged(newest)
 
-            def commit(conn: psycopg.Connection[Any]) -> None:
-                self._ensure_partitions(conn, rows.ts)
-                if fast:
-                    try:
-                        with conn.transaction():
-                            with conn.cursor() as cur, cur.copy(f"COPY samples ({_COLUMNS}) FROM STDIN BINARY") as cp:
-                                cp.write(payload)
-                            conn.execute(_UPSERT_LATEST, latest_params)
-                        return
-                    except psycopg.errors.UniqueViolation:
-                        pass  # another writer stored some of these keys: upsert instead
+            def copy_first(conn: psycopg.Connection[Any]) -> None:
+                with conn.transaction():
+                    with conn.cursor() as cur, cur.copy(f"COPY samples ({_COLUMNS}) FROM STDIN BINARY") as cp:
+                        cp.write(payloads[0])
+                    conn.execute(_UPSERT_LATEST, latest_params)
+
+            def upsert(conn: psycopg.Connection[Any]) -> None:
+                whole = payloads[0] if len(payloads) == 1 else _encode_copy(rows)
                 with conn.transaction():
                     with conn.cursor() as cur, cur.copy(f"COPY _stage ({_COLUMNS}) FROM STDIN BINARY") as cp:
-                        cp.write(payload)
+                        cp.write(whole)
                     conn.execute(_UPSERT_SAMPLES)
                     conn.execute(_UPSERT_LATEST, latest_params)
 
             try:
-                self._writing(commit)
+                self._writing(lambda conn: self._ensure_partitions(conn, rows.ts))
+                if fast:
+                    try:
+                        self._copy_in_parallel(payloads, copy_first)
+                    except psycopg.errors.UniqueViolation:
+                        self._writing(upsert)  # another writer stored some of these keys: upsert instead
+                else:
+                    self._writing(upsert)
             except psycopg.errors.CheckViolation:
                 # "no partition for row": another process's retention dropped a partition we knew.
                 self._partitions = self._writing(self._partitions_on)
                 raise
             self._latest.install(snapshot)
+
+    def _copy_in_parallel(self, payloads: list[bytes], copy_first: Callable[[psycopg.Connection[Any]], None]) -> None:
+        """The first part on the writer connection, the others on the extra ones; every part finishes
+        (or fails) before this returns, and the first failure is raised."""
+        futures: list[Future[None]] = []
+        if self._copy_pool is not None:
+            futures = [self._copy_pool.submit(self._copy_part, slot, p) for slot, p in enumerate(payloads[1:])]
+        errors: list[BaseException] = []
+        try:
+            self._writing(copy_first)
+        except BaseException as first_error:
+            errors.append(first_error)
+        errors += [e for e in (f.exception() for f in futures) if e is not None]
+        # A key collision anywhere sends the whole batch down the upsert path; other errors go to the retry.
+        collision = [e for e in errors if isinstance(e, psycopg.errors.UniqueViolation)]
+        if collision or errors:
+            raise (collision or errors)[0]
 
     def delete_before(self, cutoff_ns: int) -> int:
         """Drop partitions that end at or before the cutoff, delete older rows from the rest."""
@@ -517,6 +602,8 @@ class PostgresHistorian(Historian):
             if self._closed:
                 return
             self._closed = True
+            if self._copy_pool is not None:
+                self._copy_pool.shutdown(wait=True)
             self._drop_writer()
             for conn in self._readers:
                 conn.close()

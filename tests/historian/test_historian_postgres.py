@@ -13,7 +13,7 @@ import pytest
 from shopfloor.core.samples import Quality, SampleBatch
 from shopfloor.historian import open_historian
 from shopfloor.historian.base import Historian
-from shopfloor.historian.postgres_store import SCHEMA_VERSION, PostgresHistorian
+from shopfloor.historian.postgres_store import PARALLEL_MIN_ROWS, SCHEMA_VERSION, PostgresHistorian
 from shopfloor.historian.writer import HistorianWriter
 from shopfloor.testing.postgres import PostgresServer
 
@@ -144,6 +144,45 @@ def test_another_writer_on_the_same_database_is_seen_and_overwritten_correctly(p
     finally:
         a.close()
         b.close()
+
+
+def test_a_large_batch_is_copied_in_parts_over_several_connections(postgres_database: str) -> None:
+    """Cut at tag boundaries: every row stored once, latest right, and the parts ran on their own sessions."""
+    h = PostgresHistorian(postgres_database, write_connections=3)
+    try:
+        seconds = [D0 + k * S for k in range(PARALLEL_MIN_ROWS // 10)]
+        batch = per_tag(10, seconds, value=4.0)
+        parts = h._split(batch.take(np.lexsort((batch.ts, batch.tag_id))))
+        assert len(parts) == 3 and sum(len(p) for p in parts) == len(batch)
+        assert not set(parts[0].tag_id) & set(parts[1].tag_id)  # no tag in two parts
+        h.write(batch)
+        assert h.count() == len(batch)
+        assert sum(c is not None for c in h._copy_conns) == 2
+        assert h.latest().ts.tolist() == [seconds[-1]] * 10
+        np.testing.assert_array_equal(h.raw(7, D0, D0 + DAY).ts, seconds)
+    finally:
+        h.close()
+
+
+def test_a_collision_in_one_part_sends_the_whole_batch_to_the_upsert(postgres_database: str) -> None:
+    """Another process holds one key of the last part: the first part commits, then the upsert stores all."""
+    a = PostgresHistorian(postgres_database, write_connections=2)
+    b = PostgresHistorian(postgres_database)
+    try:
+        seconds = [D0 + k * S for k in range(PARALLEL_MIN_ROWS // 4)]
+        b.write(SampleBatch.of([4], [seconds[5]], [9.0]))  # tag 4 lands in the second part
+        a.write(per_tag(4, seconds, value=1.0))
+        assert a.count() == 4 * len(seconds)
+        assert a.raw(4, seconds[5], seconds[6]).value.tolist() == [1.0]  # the batch's value wins
+        assert a.latest().ts.tolist() == [seconds[-1]] * 4
+    finally:
+        a.close()
+        b.close()
+
+
+def test_write_connections_is_bounded(postgres_database: str) -> None:
+    with pytest.raises(ValueError, match="write_connections"):
+        PostgresHistorian(postgres_database, write_connections=0)
 
 
 def test_a_database_restart_between_writes_loses_nothing(
