@@ -1,0 +1,165 @@
+"""Backward and forward traces of lots and serials.
+
+A trace is one recursive CTE over ``mes_genealogy_edge`` (each step one index probe: the
+primary key (output, input) going backward, the index (input, output) going forward), then one
+indexed read of the events of the items found (``ix_mes_event_item_ts``): where and when each
+was made, on which machine, by which operator, which lots were loaded, what inspection found.
+Both run the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import orjson
+from sqlalchemy import Connection, Engine, text
+
+from shopfloor.apps.mes.errors import NotFound
+
+Direction = Literal["backward", "forward"]
+MAX_DEPTH = 64
+_IN_CHUNK = 500
+
+_CTE = {
+    "backward": """
+        WITH RECURSIVE t(id, via, qty, depth) AS (
+            SELECT CAST(:root AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS DOUBLE PRECISION), 0
+            UNION
+            SELECT e.input_id, e.output_id, e.quantity, t.depth + 1
+            FROM mes_genealogy_edge e JOIN t ON e.output_id = t.id
+            WHERE t.depth < :max_depth
+        )
+        SELECT t.id, t.via, t.qty, t.depth, i.code, i.kind, i.quantity FROM t JOIN mes_item i ON i.id = t.id
+    """,
+    "forward": """
+        WITH RECURSIVE t(id, via, qty, depth) AS (
+            SELECT CAST(:root AS BIGINT), CAST(NULL AS BIGINT), CAST(NULL AS DOUBLE PRECISION), 0
+            UNION
+            SELECT e.output_id, e.input_id, e.quantity, t.depth + 1
+            FROM mes_genealogy_edge e JOIN t ON e.input_id = t.id
+            WHERE t.depth < :max_depth
+        )
+        SELECT t.id, t.via, t.qty, t.depth, i.code, i.kind, i.quantity FROM t JOIN mes_item i ON i.id = t.id
+    """,
+}
+
+
+@dataclass
+class TraceEvent:
+    seq: int
+    ts_ns: int
+    kind: str
+    equipment: str | None
+    operator: str | None
+    work_order_id: int | None
+    payload: dict[str, Any]
+
+
+@dataclass
+class TraceNode:
+    id: int
+    code: str
+    kind: str
+    quantity: float
+    depth: int
+    links: list[tuple[int, float]] = field(default_factory=list)  # (item it links to towards the root, qty)
+    events: list[TraceEvent] = field(default_factory=list)
+
+
+@dataclass
+class Trace:
+    root: str
+    direction: Direction
+    nodes: dict[int, TraceNode]
+
+    @property
+    def root_node(self) -> TraceNode:
+        return next(n for n in self.nodes.values() if n.depth == 0)
+
+    def ends(self) -> list[TraceNode]:
+        """The far ends: raw material lots (backward) or finished goods, the recall scope (forward)."""
+        linked = {via for n in self.nodes.values() for via, _ in n.links}
+        return sorted((n for n in self.nodes.values() if n.id not in linked and n.depth > 0), key=lambda n: n.code)
+
+    def machines(self) -> list[str]:
+        return sorted({e.equipment for n in self.nodes.values() for e in n.events if e.equipment})
+
+    def operators(self) -> list[str]:
+        return sorted({e.operator for n in self.nodes.values() for e in n.events if e.operator})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "root": self.root, "direction": self.direction, "items": len(self.nodes),
+            "ends": [n.code for n in self.ends()], "machines": self.machines(), "operators": self.operators(),
+            "nodes": [
+                {
+                    "code": n.code, "kind": n.kind, "quantity": n.quantity, "depth": n.depth,
+                    "links": [{"code": self.nodes[v].code, "quantity": q} for v, q in n.links if v in self.nodes],
+                    "events": [
+                        {"seq": e.seq, "ts_ns": e.ts_ns, "kind": e.kind, "equipment": e.equipment,
+                         "operator": e.operator, "work_order_id": e.work_order_id, "payload": e.payload}
+                        for e in n.events
+                    ],
+                }
+                for n in sorted(self.nodes.values(), key=lambda n: (n.depth, n.code))
+            ],
+        }
+
+
+def item_id(conn: Connection, code: str) -> int:
+    row = conn.execute(text("SELECT id FROM mes_item WHERE code = :c"), {"c": code}).first()
+    if row is None:
+        raise NotFound(f"no lot or serial {code!r}")
+    return int(row[0])
+
+
+def trace(
+    engine: Engine, code: str, direction: Direction, *, max_depth: int = MAX_DEPTH, events: bool = True,
+    equipment_paths: Mapping[int, str] | None = None,
+) -> Trace:
+    """The genealogy of a lot or serial: what went into it (backward) or what it went into (forward)."""
+    if direction not in _CTE:
+        raise ValueError(f"direction must be backward or forward, not {direction!r}")
+    with engine.connect() as conn:
+        root = item_id(conn, code)
+        nodes: dict[int, TraceNode] = {}
+        for id_, via, qty, depth, item_code, kind, quantity in conn.execute(
+            text(_CTE[direction]), {"root": root, "max_depth": max_depth}
+        ):
+            node = nodes.get(id_)
+            if node is None:
+                node = nodes[id_] = TraceNode(int(id_), item_code, str(kind), float(quantity), int(depth))
+            elif depth < node.depth:
+                node.depth = int(depth)
+            if via is not None:
+                node.links.append((int(via), float(qty)))
+        if events:
+            paths = equipment_paths if equipment_paths is not None else _equipment_paths(conn)
+            for ev_item, ev in _events(conn, nodes.keys(), paths):
+                nodes[ev_item].events.append(ev)
+    return Trace(code, direction, nodes)
+
+
+def _equipment_paths(conn: Connection) -> dict[int, str]:
+    return {int(i): str(p) for i, p in conn.execute(text("SELECT id, path FROM mes_equipment"))}
+
+
+def _events(conn: Connection, ids: Iterable[int], paths: Mapping[int, str]) -> Iterable[tuple[int, TraceEvent]]:
+    ids = list(ids)
+    for a in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[a : a + _IN_CHUNK]
+        marks = ", ".join(f":i{k}" for k in range(len(chunk)))
+        rows = conn.execute(
+            text(
+                "SELECT item_id, seq, ts_ns, kind, equipment_id, operator, work_order_id, payload FROM mes_event "
+                f"WHERE item_id IN ({marks}) ORDER BY item_id, ts_ns"
+            ),
+            {f"i{k}": v for k, v in enumerate(chunk)},
+        )
+        for item, seq, ts_ns, kind, eq, operator, wo, payload in rows:
+            yield int(item), TraceEvent(
+                int(seq), int(ts_ns), str(kind), paths.get(eq) if eq is not None else None, operator, wo,
+                orjson.loads(payload),
+            )
