@@ -184,12 +184,12 @@ def run_postgres(tags: int, seconds: int, runs: int, console: Console) -> StoreR
     from shopfloor.testing.postgres import PostgresServer, fresh_database
 
     with PostgresServer(fast=False, settings={"shared_buffers": "1GB"}) as server, fresh_database(server) as url:
-        historian = PostgresHistorian(url)
+        historian = PostgresHistorian(url, write_connections=2)
         try:
             r = run_historian("PostgreSQL", historian, tags, seconds, runs, console)
         finally:
             historian.close()
-    r.note = "HistorianWriter, 1 connection, fsync on, PK (tag_id, ts)"
+    r.note = "HistorianWriter, COPY over 2 connections, fsync on, PK (tag_id, ts)"
     return r
 
 
