@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 import shopfloor
-from shopfloor.api.routers import assets, live, system, values
+from shopfloor.api.routers import assets, dashboard, live, system, values
+from shopfloor.apps.scheduling.api import router as scheduling_router
 from shopfloor.platform import Platform
+from shopfloor.web import mount_dashboard
 
 
 def create_app(
@@ -47,12 +48,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.platform = platform
-    for module in (system, assets, values, live):
+    for module in (system, assets, values, live, dashboard):
         app.include_router(module.router)
+    app.include_router(scheduling_router)
 
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        """Until the dashboard lands, the front page is the interactive API documentation."""
-        return RedirectResponse("/docs")
+    mount_dashboard(app)  # the web dashboard at /, its files under /static
 
     return app

@@ -1,0 +1,50 @@
+"""The web dashboard: static HTML, JavaScript modules and CSS served by the platform itself.
+
+No build step and nothing fetched from the internet (plants are often offline): the
+pages are plain ES modules, and Plotly.js comes from the installed plotly wheel.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import plotly
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+import shopfloor
+
+STATIC = Path(__file__).parent / "static"
+PLOTLY_URL = f"/static/vendor/plotly-{plotly.__version__}.min.js"
+
+
+def plotly_js() -> Path:
+    """plotly.min.js as shipped inside the plotly Python package."""
+    path = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: reinstall the plotly package")
+    return path
+
+
+def index_html() -> str:
+    """The single page, with the versioned URLs filled in (a new release is never served from a stale cache)."""
+    text = (STATIC / "index.html").read_text(encoding="utf-8")
+    return text.replace("{{plotly}}", PLOTLY_URL).replace("{{version}}", shopfloor.__version__)
+
+
+def mount_dashboard(app: FastAPI) -> None:
+    """Serve the dashboard at / and its files under /static."""
+    plotly_path = plotly_js()
+
+    @app.get("/", include_in_schema=False)
+    def dashboard() -> HTMLResponse:
+        return HTMLResponse(index_html(), headers={"Cache-Control": "no-cache"})
+
+    @app.get(PLOTLY_URL, include_in_schema=False)
+    def plotly_bundle() -> FileResponse:
+        return FileResponse(plotly_path, media_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
