@@ -1,4 +1,4 @@
-"""The command line: demo, serve, sim, export."""
+"""The command line: demo, serve, sim, export, edge."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from shopfloor.apps.scheduling.cli import app as schedule_app
+
 app = typer.Typer(
     name="shopfloor", help="An industrial internet platform: connect, record, watch, act.", no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.add_typer(schedule_app, name="schedule")
 console = Console(stderr=True)
 
 
@@ -236,6 +239,27 @@ def export(
     except ExportError as exc:
         raise _fail(str(exc)) from None
     console.print(f"wrote {rows:,} samples of {tag} to {out}")
+
+
+@app.command()
+def edge(
+    config: Annotated[Path, typer.Option("--config", "-c", help="edge.yaml")],
+    health: Annotated[
+        bool, typer.Option("--health", help="Print the health summary of the gateway running with this config.")
+    ] = False,
+    print_plant: Annotated[
+        bool, typer.Option("--print-plant", help="Print the plant.yaml equipment that maps this gateway's metrics.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the edge gateway: read Modbus/OPC UA devices, buffer on disk, forward to the platform (docs/edge.md)."""
+    if not (health or print_plant):
+        _logging(verbose)
+    from shopfloor.edge.main import run_edge
+
+    code = run_edge(config, console, health=health, print_plant=print_plant)
+    if code:
+        raise typer.Exit(code)
 
 
 if __name__ == "__main__":

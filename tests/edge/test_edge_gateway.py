@@ -1,0 +1,104 @@
+"""The gateway in this process against a real Mosquitto, a pymodbus device and the platform's Sparkplug host."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import paho.mqtt.client as mqtt
+import pytest
+from edge_helpers import CountingPress, edge_yaml, plant_yaml
+
+from shopfloor.config import parse_plant_config
+from shopfloor.connectors.mqtt.sparkplug import encode_rebirth_request
+from shopfloor.core.net import free_port
+from shopfloor.core.samples import Quality
+from shopfloor.edge.config import parse_edge_config
+from shopfloor.edge.gateway import EdgeGateway
+from shopfloor.platform import Platform
+from shopfloor.testing.mosquitto import Mosquitto
+from shopfloor.testing.waiting import wait_for
+
+TAG = "s/a/l/press1/{}"
+LINK = "s/a/l/edge1/{}"
+
+
+@pytest.fixture
+def platform(mosquitto: Mosquitto, press: CountingPress, tmp_path: Path) -> Iterator[Platform]:
+    config = parse_edge_config(edge_yaml(press, mosquitto.url, str(tmp_path / "edge")))
+    p = Platform(parse_plant_config(plant_yaml(config)), data_dir=tmp_path / "platform", broker_url=mosquitto.url)
+    p.start()
+    yield p
+    p.stop()
+
+
+def good_values(platform: Platform, path: str) -> list[float]:
+    samples = platform.historian.raw(platform.tag_index.id_of(path), 0, 2**62)
+    return samples.value[samples.quality == Quality.GOOD].tolist()
+
+
+def test_samples_and_link_metrics_reach_the_platform(
+    platform: Platform, mosquitto: Mosquitto, press: CountingPress, tmp_path: Path
+) -> None:
+    config = parse_edge_config(edge_yaml(press, mosquitto.url, str(tmp_path / "edge")))
+    gateway = EdgeGateway(config)
+    gateway.start()
+    try:
+        wait_for(lambda: len(good_values(platform, TAG.format("reads"))) >= 10, 20)
+        reads = good_values(platform, TAG.format("reads"))
+        assert reads[:10] == [float(v) for v in range(1, 11)]
+        assert good_values(platform, TAG.format("force"))[:3] == [0.25, 0.5, 0.75]
+        gateway.sample_link()
+        wait_for(lambda: 1.0 in good_values(platform, LINK.format("link_up")), 10)
+        wait_for(lambda: good_values(platform, LINK.format("link_rtt_ms")), 10)
+        assert 0 < good_values(platform, LINK.format("link_rtt_ms"))[-1] < 1000
+        assert good_values(platform, LINK.format("samples_read"))[-1] >= 20
+
+        births = gateway.uplink.births
+        asker = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="rebirth-asker")
+        asker.connect(mosquitto.host, mosquitto.port)
+        asker.loop_start()
+        asker.publish("spBv1.0/plant1/NCMD/edge1", encode_rebirth_request(int(time.time() * 1000)), qos=1)
+        asker.publish("spBv1.0/plant1/NCMD/edge1", b"\xff\xff not protobuf", qos=1)
+        wait_for(lambda: gateway.uplink.births == births + 1 and gateway.uplink.command_errors == 1, 10)
+        asker.loop_stop()
+        asker.disconnect()
+
+        count = len(good_values(platform, TAG.format("reads")))
+        wait_for(lambda: len(good_values(platform, TAG.format("reads"))) > count + 5, 10)
+        sp = platform.ingest.health()["sparkplug"]
+        node = next(n for n in sp["nodes"] if n["node"] == "edge1")  # type: ignore[index, union-attr]
+        assert node["seq_gaps"] == 0 and node["online"]
+        health = gateway.health()
+        assert health["status"] == "ok" and health["uplink"]["up"]  # type: ignore[index]
+    finally:
+        gateway.stop()
+    reads = good_values(platform, TAG.format("reads"))
+    assert reads == [float(v) for v in range(1, len(reads) + 1)]  # no gap, no repeat, rebirth included
+
+
+def test_a_backlog_on_disk_is_sent_after_a_restart(
+    platform: Platform, mosquitto: Mosquitto, press: CountingPress, tmp_path: Path
+) -> None:
+    nowhere = f"mqtt://127.0.0.1:{free_port()}"  # nothing listens: the uplink stays down
+    offline = EdgeGateway(parse_edge_config(edge_yaml(press, nowhere, str(tmp_path / "edge"))))
+    offline.start()
+    wait_for(lambda: offline.buffer.stats().samples >= 20, 10)
+    uplink = offline.uplink
+    offline.stop()
+    assert not uplink.link.up and uplink.samples_acked == 0 and uplink.sessions == 0
+    read_offline = press.count
+
+    online = EdgeGateway(parse_edge_config(edge_yaml(press, mosquitto.url, str(tmp_path / "edge"))))
+    online.start()
+    try:
+        wait_for(lambda: len(good_values(platform, TAG.format("reads"))) >= read_offline + 5, 20)
+    finally:
+        online.stop()
+    reads = good_values(platform, TAG.format("reads"))
+    assert reads[:read_offline] == [float(v) for v in range(1, read_offline + 1)]  # the backlog, in order
+    assert reads == [float(v) for v in range(1, len(reads) + 1)]
+    ts = platform.historian.raw(platform.tag_index.id_of(TAG.format("reads")), 0, 2**62).ts
+    assert np.all(np.diff(ts) > 0)
