@@ -156,6 +156,9 @@ def verify(engine: Engine, key: SiteKey, progress: Callable[[int, int], None] | 
                 report.events += 1
             if progress is not None:
                 progress(report.events, total)
+        if blocks and blocks[-1].last_seq >= expected_seq:
+            report.add(Finding(expected_seq, "missing", f"events {expected_seq}..{blocks[-1].last_seq} are missing "
+                                                        "(deleted): a checkpoint signed them"))
         for block in blocks:
             _check_block(block, key, report)
         _check_edges(conn, edge_out, edge_in, edge_seq, report)
@@ -181,7 +184,9 @@ def _check_block(block: _Block, key: SiteKey, report: VerifyReport) -> None:
         report.add(Finding(block.first_seq, "signature", f"checkpoint {span}: the signature does not hold"))
         return
     n = block.last_seq - block.first_seq + 1
-    if len(block.hashes) == n and merkle_root(block.hashes) != block.root:
+    if len(block.hashes) != n:
+        report.add(Finding(None, "checkpoint", f"checkpoint {span} signed {n} events, {len(block.hashes)} are left"))
+    elif merkle_root(block.hashes) != block.root:
         report.add(Finding(None, "checkpoint", f"checkpoint {span}: the Merkle root of the stored events differs"))
     if len(block.hashes) == n and block.hashes[-1] != block.head:
         report.add(Finding(block.last_seq, "checkpoint", f"checkpoint {span}: the chain head differs"))
