@@ -37,6 +37,13 @@ export function mount(el) {
     return html`<div class="panel kpi"><div class="label">${label}</div><div class="value ${cls}">${raw(value)}</div><div class="sub">${sub}</div></div>`.html;
   }
 
+  /** Latency from the source's timestamp to the commit; below zero the source's clock is ahead of the platform's. */
+  function latency(ms, label) {
+    if (ms === null || ms === undefined) return "—";
+    if (ms < 0) return `<span title="The sources' timestamps are ahead of the platform's clock">${number(ms)}<small>ms ${label} (source clock ahead)</small></span>`;
+    return `${number(ms)}<small>ms ${label}</small>`;
+  }
+
   function renderTiles() {
     const ing = body.ingest;
     const up = body.started_ms ? duration(body.now_ms - body.started_ms) : "—";
@@ -45,8 +52,8 @@ export function mount(el) {
     el.querySelector("#tiles").innerHTML = [
       tile("Platform", `<span class="pill ${body.status === "ok" ? "q-good" : "q-bad"}" data-testid="platform-status">${body.status}</span>`, `up ${up}`),
       tile("Ingest rate", `${ing.rate_per_s === null ? "—" : number(ing.rate_per_s)}<small>rows/s</small>`, `${number(ing.rows_committed, { integer: true })} rows since start`),
-      tile("Write latency", `${ing.latency_ms_p50 === null ? "—" : number(Math.max(0, ing.latency_ms_p50))}<small>ms p50</small>`,
-        `p99 ${ing.latency_ms_p99 === null ? "—" : number(ing.latency_ms_p99)} ms · ${number(ing.commits, { integer: true })} commits`),
+      tile("Source to commit", latency(ing.latency_ms_p50, "p50"),
+        `p99 ${latency(ing.latency_ms_p99, "").replace(/<[^>]+>/g, " ")} · ${number(ing.commits, { integer: true })} commits`),
       tile("Writer", `${number(ing.pending_rows, { integer: true })}<small>rows queued</small>`,
         ing.write_errors ? `${ing.write_errors} write errors: ${ing.last_error ?? ""}` : "no write errors", ing.write_errors ? "v-bad" : ""),
       tile("Dead letters", `${number(dl.kept, { integer: true })}<small>kept</small>`, since, dl.kept ? "v-uncertain" : ""),
@@ -63,7 +70,7 @@ export function mount(el) {
     }], {
       paper_bgcolor: theme.paper_bgcolor, plot_bgcolor: theme.plot_bgcolor, font: theme.font, hoverlabel: theme.hoverlabel,
       margin: { l: 52, r: 14, t: 10, b: 28 }, showlegend: false,
-      xaxis: { type: "date", gridcolor: theme.colors.grid, linecolor: theme.colors.line, fixedrange: true },
+      xaxis: { type: "date", gridcolor: theme.colors.grid, linecolor: theme.colors.line, fixedrange: true, tickformat: "%H:%M:%S" },
       yaxis: { gridcolor: theme.colors.grid, zeroline: false, fixedrange: true, rangemode: "tozero" },
       annotations: s.t.length < 2 ? [{ text: "collecting…", showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }] : [],
     }, { ...PLOT_CONFIG, displayModeBar: false });
@@ -71,16 +78,16 @@ export function mount(el) {
 
   function renderGateways() {
     const g = body.gateways;
-    el.querySelector("#gateways").innerHTML = g.length ? html`<table class="grid"><thead><tr><th>Node</th><th>Link</th>
-      <th class="r">Last seen</th><th class="r">Messages</th><th class="r">Sequence gaps</th><th class="r">Births / deaths</th>
-      <th class="r">Rebirths asked</th></tr></thead><tbody>${g.map((n) => html`<tr data-testid="gateway-row">
+    el.querySelector("#gateways").innerHTML = g.length ? html`<div class="table-wrap"><table class="grid"><thead><tr><th>Node</th><th>Link</th>
+      <th class="r">Last seen</th><th class="r">Messages</th><th class="r" title="Sparkplug sequence numbers skipped: lost messages">Seq. gaps</th>
+      <th class="r">Births/deaths</th><th class="r" title="Rebirths requested by the platform">Rebirths</th></tr></thead><tbody>${g.map((n) => html`<tr data-testid="gateway-row">
         <td><b>${n.name}</b></td>
         <td><span class="pill ${n.online ? "q-good" : "q-bad"}">${n.online ? "online" : "offline"}</span></td>
         <td class="r">${n.last_seen_ms ? `${duration(body.now_ms - n.last_seen_ms)} ago` : "—"}</td>
         <td class="r">${number(n.messages, { integer: true })}</td>
         <td class="r ${n.seq_gaps ? "v-uncertain" : ""}">${number(n.seq_gaps, { integer: true })}${n.messages ? ` (${((100 * n.seq_gaps) / n.messages).toFixed(2)} %)` : ""}</td>
         <td class="r">${n.births} / ${n.deaths}</td>
-        <td class="r">${n.rebirth_requests}</td></tr>`)}</tbody></table>`.html
+        <td class="r">${n.rebirth_requests}</td></tr>`)}</tbody></table></div>`.html
       : '<div class="empty">No Sparkplug B edge node has been seen.</div>';
   }
 

@@ -18,7 +18,7 @@ export function mount(el, route) {
   const q = route.query;
   el.innerHTML = html`<div class="panel" data-testid="tag-browser">
     <div class="panel-head filters">
-      <input type="search" id="q" placeholder="Search name, path or description" aria-label="Search tags" value="${q.get("q") ?? ""}">
+      <input type="search" id="q" placeholder="Search tags" aria-label="Search tags" value="${q.get("q") ?? ""}">
       <select id="asset" aria-label="Asset"><option value="">All assets</option>${assets.map((n) => html`
         <option value="${n.path}">${"\u2003".repeat(Math.max(0, ["area", "line", "cell", "equipment"].indexOf(n.level)))}${n.name}</option>`)}</select>
       <select id="unit" aria-label="Unit"><option value="*">All units</option>${units.map((u) => html`
