@@ -18,7 +18,7 @@ def test_untouched_record_verifies(mes: Mes) -> None:
     mes.log.seal()
     report = verify(mes.engine, mes.key)
     assert report.ok, report.findings
-    assert report.events == mes.log.head[0] == 34  # 3 log-ons/offs, 2 loads, 2 states, 12 x (produced, inspection), 3 packs
+    assert report.events == mes.log.head[0] == 34  # 3 log-on/off, 2 loads, 2 states, 12 x 2 (made, inspected), 3 packed
     assert report.checkpoints == -(-report.events // 8)  # blocks of 8, the tail sealed as a partial block
     assert report.edges == 12 + 12  # one steel lot per shaft, four shafts per pallet x 3
 
