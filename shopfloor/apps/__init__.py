@@ -1,0 +1,1 @@
+"""Scenario apps built on the platform: one package per scenario (inspection, maintenance, ...)."""
