@@ -34,7 +34,7 @@ class Spool:
         self._thread: threading.Thread | None = None
         self._count_lock = threading.Lock()
         self.samples_read = 0  # from the devices, since start
-        self.samples_stored = 0
+        self.samples_stored = 0  # of those read, committed to the buffer (the gateway's own samples not counted)
         self.rows_committed = 0
         self.commit_errors = 0
 
@@ -77,6 +77,7 @@ class Spool:
             if first is None:
                 return
             batches = [first[0]]
+            read = len(first[0]) if first[1] else 0
             deadline = time.monotonic() + self.commit_s
             while True:
                 remaining = deadline - time.monotonic()
@@ -88,9 +89,10 @@ class Spool:
                     done = True
                     break
                 batches.append(item[0])
-            self._commit(SampleBatch.concat(batches))
+                read += len(item[0]) if item[1] else 0
+            self._commit(SampleBatch.concat(batches), read)
 
-    def _commit(self, batch: SampleBatch) -> None:
+    def _commit(self, batch: SampleBatch, read: int) -> None:
         while True:
             try:
                 stored, _ = self.buffer.append(batch)
@@ -101,5 +103,5 @@ class Spool:
                 time.sleep(1.0)
         if stored:
             self.catalog.update_last(batch)
-            self.samples_stored += len(batch)
+            self.samples_stored += read
             self.rows_committed += 1

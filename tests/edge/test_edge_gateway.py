@@ -10,6 +10,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 from edge_helpers import CountingPress, edge_yaml, plant_yaml
+from paho.mqtt.enums import CallbackAPIVersion
 
 from shopfloor.config import parse_plant_config
 from shopfloor.connectors.mqtt.sparkplug import encode_rebirth_request
@@ -36,7 +37,8 @@ def platform(mosquitto: Mosquitto, press: CountingPress, tmp_path: Path) -> Iter
 
 def good_values(platform: Platform, path: str) -> list[float]:
     samples = platform.historian.raw(platform.tag_index.id_of(path), 0, 2**62)
-    return samples.value[samples.quality == Quality.GOOD].tolist()
+    values: list[float] = samples.value[samples.quality == Quality.GOOD].tolist()
+    return values
 
 
 def test_samples_and_link_metrics_reach_the_platform(
@@ -57,7 +59,7 @@ def test_samples_and_link_metrics_reach_the_platform(
         assert good_values(platform, LINK.format("samples_read"))[-1] >= 20
 
         births = gateway.uplink.births
-        asker = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="rebirth-asker")
+        asker = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="rebirth-asker")
         asker.connect(mosquitto.host, mosquitto.port)
         asker.loop_start()
         asker.publish("spBv1.0/plant1/NCMD/edge1", encode_rebirth_request(int(time.time() * 1000)), qos=1)
@@ -69,7 +71,7 @@ def test_samples_and_link_metrics_reach_the_platform(
         count = len(good_values(platform, TAG.format("reads")))
         wait_for(lambda: len(good_values(platform, TAG.format("reads"))) > count + 5, 10)
         sp = platform.ingest.health()["sparkplug"]
-        node = next(n for n in sp["nodes"] if n["node"] == "edge1")  # type: ignore[index, union-attr]
+        node = next(n for n in sp["nodes"] if n["node"] == "edge1")  # type: ignore[index]
         assert node["seq_gaps"] == 0 and node["online"]
         health = gateway.health()
         assert health["status"] == "ok" and health["uplink"]["up"]  # type: ignore[index]
