@@ -23,7 +23,7 @@ from shopfloor.apps.scheduling.dispatch import Rule
 from shopfloor.apps.scheduling.errors import SchedulingError
 from shopfloor.apps.scheduling.formats import Format, parse_instance
 from shopfloor.apps.scheduling.model import Problem
-from shopfloor.apps.scheduling.reschedule import Event, RescheduleResult, reschedule
+from shopfloor.apps.scheduling.reschedule import REPAIR_TIME_LIMIT_S, Event, RescheduleResult, reschedule
 from shopfloor.apps.scheduling.solve import Method, Objective, SolveResult, solve
 
 STORE_SIZE = 100
@@ -120,7 +120,7 @@ class RescheduleRequest(BaseModel):
     now: int = Field(ge=0, description="Operations started before now stay as planned.")
     event: Event
     objective: Objective = "makespan"
-    time_limit_s: float = Field(default=0.8, gt=0, le=MAX_TIME_LIMIT_S)
+    time_limit_s: float = Field(default=REPAIR_TIME_LIMIT_S, gt=0, le=MAX_TIME_LIMIT_S)
     shift_weight: int = Field(default=1, ge=0)
     change_weight: int | None = Field(default=None, ge=0)
 

@@ -80,6 +80,8 @@ def solve_cpsat(
     if hint is not None:
         hint_end = max(hint[1][i] + ix.duration(i, hint[0][i]) for i in range(ix.n_ops))
     horizon = horizon_for(ix, hint_end, constraints)
+    if objective == "makespan" and disruption is None and hint_end is not None:
+        horizon = hint_end  # no better schedule ends later than the hint: a tight horizon prunes from the start
     model = cp_model.CpModel()
     starts: list[cp_model.IntVar] = []
     ends: list[cp_model.IntVar] = []

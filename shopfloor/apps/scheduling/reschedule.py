@@ -21,6 +21,8 @@ from shopfloor.apps.scheduling.model import Indexed, Interval, Job, Problem, Sch
 from shopfloor.apps.scheduling.sequence import Constraints, Solution, decode
 from shopfloor.apps.scheduling.solve import Objective, finish
 
+REPAIR_TIME_LIMIT_S = 0.7  # the repair answers within a second: building, checking and reporting take the rest
+
 
 class MachineDown(BaseModel):
     kind: Literal["machine_down"] = "machine_down"
@@ -95,7 +97,7 @@ def reschedule(
     now: int,
     event: MachineDown | RushOrder,
     objective: Objective = "makespan",
-    time_limit: float = 0.8,
+    time_limit: float = REPAIR_TIME_LIMIT_S,
     shift_weight: int = 1,
     change_weight: int | None = None,
     workers: int = 2,
