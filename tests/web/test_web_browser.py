@@ -1,0 +1,258 @@
+"""The dashboard in a real browser (headless Chromium via Playwright) against a running `shopfloor demo`.
+
+The tests share one demo process with an hour of history (conftest.py); the restart test stops and starts
+it again, so it runs last. Every page is checked for console errors and uncaught exceptions.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect
+
+from tests.web.conftest import Demo
+
+CNC1 = "virtual-factory/machining/line1/cell1/cnc1"
+SPEED = f"{CNC1}/spindle_speed"
+DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+class Watched:
+    """A page and what its browser reported: console errors, uncaught exceptions, API requests."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.errors: list[tuple[float, str]] = []
+        self.requests: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.errors.append((time.monotonic(), f"uncaught: {exc}")))
+        page.on("request", self._request)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type in ("error", "warning") or message.type == "assert":
+            self.errors.append((time.monotonic(), f"{message.type}: {message.text}"))
+
+    def _request(self, request: Request) -> None:
+        if "/api/" in request.url:
+            self.requests.append(request.url)
+
+    def history_requests(self) -> list[dict[str, str]]:
+        out = []
+        for url in self.requests:
+            parsed = urlparse(url)
+            if parsed.path == "/api/history":
+                out.append({k: v[0] for k, v in parse_qs(parsed.query).items()})
+        return out
+
+    def assert_no_errors(self, ignore_between: tuple[float, float] | None = None) -> None:
+        errors = [e for t, e in self.errors if ignore_between is None or not ignore_between[0] <= t <= ignore_between[1]]
+        assert errors == [], errors
+
+
+@pytest.fixture
+def page(browser: Browser, demo: Demo) -> Iterator[Watched]:
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, color_scheme="light")
+    watched = Watched(context.new_page())
+    try:
+        yield watched
+    finally:
+        context.close()
+
+
+def bucket_ms(param: str) -> int:
+    m = DURATION.match(param)
+    assert m, param
+    return int(m.group(1)) * UNIT_MS[m.group(2)]
+
+
+def test_overview_shows_the_simulated_line_and_values_change_live(page: Watched, demo: Demo) -> None:
+    p = page.page
+    p.goto(f"{demo.url}/")
+    equipment = httpx.get(f"{demo.url}/api/assets").json()
+    expected = sum(1 for _ in _equipment(equipment))
+    expect(p.get_by_test_id("equipment-card")).to_have_count(expected)
+    assert expected == 11
+    tree = p.get_by_role("complementary", name="Asset tree")
+    for name in ("virtual-factory", "machining", "line1", "cell1", "cnc1", "robot1", "press1", "conveyor1"):
+        expect(tree.get_by_text(name, exact=True)).to_be_visible()
+    expect(p.locator("#link-status")).to_have_attribute("data-state", "live")
+    card = p.locator(f'[data-eq="{CNC1}"]')
+    expect(card.locator("[data-state-pill] .label")).to_have_text(re.compile(r"^(running|idle|down|setup)"))
+    expect(p.get_by_test_id("kpi-running")).to_contain_text("Machines running")
+    expect(p.get_by_test_id("kpi-quality")).to_contain_text("tags good")
+    # The rates come from the seeded hour: the line made parts in it.
+    expect(p.locator(".kpi").filter(has_text="Good parts made")).to_contain_text("parts/h")
+
+    speed = card.locator(f'[data-tag="{SPEED}"]')
+    expect(speed).not_to_have_text("")
+    first = speed.inner_text()
+    changed = p.wait_for_function(
+        "([sel, before]) => { const el = document.querySelector(sel); return el && el.innerText !== before; }",
+        arg=[f'[data-eq="{CNC1}"] [data-tag="{SPEED}"]', first], timeout=15_000,
+    )
+    assert changed
+    assert p.evaluate("performance.getEntriesByType('navigation').length") == 1  # live, not by reloading
+    page.assert_no_errors()
+
+
+def _equipment(node: dict[str, object]) -> Iterator[dict[str, object]]:
+    if node["level"] == "equipment":
+        yield node
+    for child in node["children"]:  # type: ignore[attr-defined]
+        yield from _equipment(child)
+
+
+def test_equipment_trend_loads_the_last_hour_and_zoom_asks_for_finer_buckets(page: Watched, demo: Demo) -> None:
+    p = page.page
+    with p.expect_response(lambda r: "/api/history" in r.url and "spindle_speed" in r.url) as response_info:
+        p.goto(f"{demo.url}/#/equipment/{CNC1}?range=1h")
+    history = response_info.value.json()
+    chart = p.get_by_test_id("trend-chart")
+    expect(chart).to_have_attribute("data-bucket-ms", re.compile(r"^\d+$"))
+    first = page.history_requests()
+    assert {r["tag"].rsplit("/", 1)[1] for r in first} == {"state", "spindle_speed", "spindle_load", "spindle_power"}
+    hour_bucket = bucket_ms(first[0]["bucket"])
+    now_ms = time.time() * 1000
+    assert abs(int(first[0]["start"]) - (now_ms - 3_600_000)) < 30_000
+    # The seeded hour is there: buckets from its first minutes up to now, about one per 5 s.
+    assert history["t"][0] - (now_ms - 3_600_000) < 120_000
+    assert len(history["t"]) > 0.8 * 3_600_000 / hour_bucket
+    assert int(chart.get_attribute("data-points") or 0) > 3 * 0.8 * 3_600_000 / hour_bucket
+    expect(p.locator("#mode")).to_have_text("● Live")
+
+    # Drag across a tenth of the plot: Plotly zooms, the page asks the historian again with finer buckets.
+    box = p.locator("#chart .nsewdrag").last.bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] / 2
+    before = len(page.requests)
+    p.mouse.move(box["x"] + box["width"] * 0.45, y)
+    p.mouse.down()
+    p.mouse.move(box["x"] + box["width"] * 0.50, y, steps=8)
+    p.mouse.move(box["x"] + box["width"] * 0.55, y, steps=8)
+    p.mouse.up()
+    expect(p.locator("#mode")).to_have_text("❚❚ Zoomed")
+    p.wait_for_function(f"() => document.querySelector('#chart').dataset.bucketMs !== '{hour_bucket}'")
+    zoomed = page.history_requests()[len(first):]
+    assert zoomed and len(page.requests) > before
+    finer = {bucket_ms(r["bucket"]) for r in zoomed}
+    assert max(finer) < hour_bucket, (hour_bucket, finer)
+    span = int(zoomed[-1]["end"]) - int(zoomed[-1]["start"])
+    assert 0.05 * 3_600_000 < span < 0.2 * 3_600_000  # the dragged tenth of the hour
+
+    # Back to live, then the time-range picker: a day asks for coarser buckets.
+    p.get_by_role("button", name="Back to live").click()
+    expect(p.locator("#mode")).to_have_text("● Live")
+    p.get_by_role("button", name="24h", exact=True).click()
+    p.wait_for_function(f"() => Number(document.querySelector('#chart').dataset.bucketMs) > {hour_bucket}")
+    day = page.history_requests()[-1]
+    assert bucket_ms(day["bucket"]) > hour_bucket and "range=24h" in p.url
+    page.assert_no_errors()
+
+
+def test_tag_browser_searches_and_filters(page: Watched, demo: Demo) -> None:
+    p = page.page
+    p.goto(f"{demo.url}/#/tags")
+    rows = p.get_by_test_id("tag-row")
+    expect(rows).to_have_count(70)
+    p.get_by_role("searchbox", name="Search tags").fill("bearing_temp")
+    expect(rows).to_have_count(3)
+    p.get_by_role("combobox", name="Unit").select_option("kW")
+    expect(rows).to_have_count(0)
+    expect(p.get_by_text("No tag matches these filters.")).to_be_visible()
+    p.get_by_role("searchbox", name="Search tags").fill("")
+    expect(rows).to_have_count(8)  # 3 spindle power and 5 meter active power tags
+    p.get_by_role("combobox", name="Asset").select_option(CNC1)
+    expect(rows).to_have_count(1)
+    p.get_by_role("combobox", name="Quality").select_option("good")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("spindle_power")
+    rows.first.click()
+    expect(p).to_have_url(re.compile(r"#/equipment/.*cnc1\?tags=spindle_power"))
+    page.assert_no_errors()
+
+
+def test_data_health_shows_connectors_gateways_and_dead_letters(page: Watched, demo: Demo) -> None:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="dashboard-test-bad-meter")
+    client.connect("127.0.0.1", demo.mqtt_port)
+    client.loop_start()
+    try:
+        client.publish("shopfloor/json/meter-cnc1", b"{not json", qos=1).wait_for_publish(5)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    p = page.page
+    p.goto(f"{demo.url}/#/health")
+    expect(p.get_by_test_id("platform-status")).to_have_text("ok")
+    expect(p.get_by_test_id("connector-row")).to_have_count(3)
+    expect(p.get_by_test_id("gateway-row")).to_contain_text("shopfloor/line1")
+    expect(p.get_by_test_id("gateway-row")).to_contain_text("online")
+    letter = p.get_by_test_id("deadletter-row").filter(has_text="{not json")
+    expect(letter).to_have_count(1, timeout=10_000)
+    expect(letter).to_contain_text("shopfloor/json/meter-cnc1")
+    expect(p.locator(".kpi").filter(has_text="Ingest rate")).to_contain_text("rows/s")
+    page.assert_no_errors()
+
+
+SIZES = {"1366x768": (1366, 768), "1920x1080": (1920, 1080), "tablet": (820, 1180)}
+
+
+@pytest.mark.parametrize("theme", ["light", "dark"])
+def test_screenshots_fit_each_screen(browser: Browser, demo: Demo, output_dir: Path, theme: str) -> None:
+    for size, (width, height) in SIZES.items():
+        context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=theme)
+        watched = Watched(context.new_page())
+        p = watched.page
+        try:
+            for name, route, ready in (
+                ("overview", "/", "[data-testid=equipment-card] [data-tag]"),
+                ("equipment", f"/#/equipment/{CNC1}?range=1h", "#chart[data-points]"),
+            ):
+                if size == "tablet" and name == "equipment" and theme == "dark":
+                    continue
+                p.goto(f"{demo.url}{route}")
+                p.wait_for_selector(ready)
+                p.wait_for_timeout(600)  # let live values and the chart settle
+                assert p.evaluate("document.documentElement.dataset.theme") == theme
+                overflow = p.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+                assert overflow <= 0, f"{name} at {size} scrolls sideways by {overflow}px"
+                p.screenshot(path=str(output_dir / f"{name}-{size}-{theme}.png"))
+            watched.assert_no_errors()
+        finally:
+            context.close()
+
+
+def test_page_shows_disconnected_and_recovers_after_a_platform_restart(page: Watched, demo: Demo) -> None:
+    p = page.page
+    p.goto(f"{demo.url}/")
+    status = p.locator("#link-status")
+    expect(status).to_have_attribute("data-state", "live")
+    banner = p.get_by_role("alert")
+    expect(banner).to_be_hidden()
+
+    down_from = time.monotonic()
+    demo.stop()
+    expect(status).to_have_attribute("data-state", "disconnected", timeout=10_000)
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("Disconnected from the platform")
+    demo.start()
+    expect(status).to_have_attribute("data-state", "live", timeout=20_000)
+    up_at = time.monotonic()
+    expect(banner).to_be_hidden()
+
+    # Values flow again, without a reload: the spindle speed of cnc1 keeps changing.
+    speed = p.locator(f'[data-eq="{CNC1}"] [data-tag="{SPEED}"]')
+    before = speed.inner_text()
+    p.wait_for_function(
+        "([sel, before]) => { const el = document.querySelector(sel); return el && el.innerText !== before; }",
+        arg=[f'[data-eq="{CNC1}"] [data-tag="{SPEED}"]', before], timeout=15_000,
+    )
+    # While the platform was away the browser itself logs the refused connections; nothing else is allowed.
+    page.assert_no_errors(ignore_between=(down_from, up_at))
