@@ -206,27 +206,26 @@ SIZES = {"1366x768": (1366, 768), "1920x1080": (1920, 1080), "tablet": (820, 118
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
 def test_screenshots_fit_each_screen(browser: Browser, demo: Demo, output_dir: Path, theme: str) -> None:
-    for size, (width, height) in SIZES.items():
-        context = browser.new_context(viewport={"width": width, "height": height}, color_scheme=theme)
-        watched = Watched(context.new_page())
-        p = watched.page
-        try:
-            for name, route, ready in (
-                ("overview", "/", "[data-testid=equipment-card] [data-tag]"),
-                ("equipment", f"/#/equipment/{CNC1}?range=1h", "#chart[data-points]"),
-            ):
-                if size == "tablet" and name == "equipment" and theme == "dark":
-                    continue
-                p.goto(f"{demo.url}{route}")
-                p.wait_for_selector(ready)
-                p.wait_for_timeout(600)  # let live values and the chart settle
-                assert p.evaluate("document.documentElement.dataset.theme") == theme
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, color_scheme=theme)
+    watched = Watched(context.new_page())
+    p = watched.page
+    try:
+        for name, route, ready in (
+            ("overview", "/", "[data-testid=equipment-card] [data-tag]"),
+            ("equipment", f"/#/equipment/{CNC1}?range=1h", "#chart[data-points]"),
+        ):
+            p.goto(f"{demo.url}{route}")
+            p.wait_for_selector(ready)
+            assert p.evaluate("document.documentElement.dataset.theme") == theme
+            for size, (width, height) in SIZES.items():
+                p.set_viewport_size({"width": width, "height": height})
+                p.wait_for_timeout(500)  # the layout and the chart follow the new size
                 overflow = p.evaluate("document.documentElement.scrollWidth - window.innerWidth")
                 assert overflow <= 0, f"{name} at {size} scrolls sideways by {overflow}px"
                 p.screenshot(path=str(output_dir / f"{name}-{size}-{theme}.png"))
-            watched.assert_no_errors()
-        finally:
-            context.close()
+        watched.assert_no_errors()
+    finally:
+        context.close()
 
 
 def test_page_shows_disconnected_and_recovers_after_a_platform_restart(page: Watched, demo: Demo) -> None:
