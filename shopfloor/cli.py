@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from shopfloor.apps.mes.cli import cli as mes_cli
 from shopfloor.apps.scheduling.cli import app as schedule_app
 
 app = typer.Typer(
@@ -17,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(schedule_app, name="schedule")
+app.add_typer(mes_cli)  # shopfloor trace ..., shopfloor oee
 console = Console(stderr=True)
 
 

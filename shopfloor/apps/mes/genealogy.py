@@ -13,14 +13,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import orjson
 from sqlalchemy import Connection, Engine, text
 
 from shopfloor.apps.mes.errors import NotFound
+from shopfloor.historian.base import Historian
 
 Direction = Literal["backward", "forward"]
 MAX_DEPTH = 64
-_IN_CHUNK = 500
+_IN_CHUNK = 2000
 
 _CTE = {
     "backward": """
@@ -125,9 +127,11 @@ def trace(
     with engine.connect() as conn:
         root = item_id(conn, code)
         nodes: dict[int, TraceNode] = {}
-        for id_, via, qty, depth, item_code, kind, quantity in conn.execute(
-            text(_CTE[direction]), {"root": root, "max_depth": max_depth}
-        ):
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        sql = _CTE[direction].replace(":root", mark).replace(":max_depth", mark)
+        cursor = conn.connection.cursor()  # the driver's cursor: no per-row or per-parameter overhead
+        cursor.execute(sql, (root, max_depth))
+        for id_, via, qty, depth, item_code, kind, quantity in cursor.fetchall():
             node = nodes.get(id_)
             if node is None:
                 node = nodes[id_] = TraceNode(int(id_), item_code, str(kind), float(quantity), int(depth))
@@ -137,8 +141,9 @@ def trace(
                 node.links.append((int(via), float(qty)))
         if events:
             paths = equipment_paths if equipment_paths is not None else _equipment_paths(conn)
-            for ev_item, ev in _events(conn, nodes.keys(), paths):
+            for ev_item, ev in _events(cursor, nodes.keys(), paths):
                 nodes[ev_item].events.append(ev)
+        cursor.close()
     return Trace(code, direction, nodes)
 
 
@@ -146,20 +151,39 @@ def _equipment_paths(conn: Connection) -> dict[int, str]:
     return {int(i): str(p) for i, p in conn.execute(text("SELECT id, path FROM mes_equipment"))}
 
 
-def _events(conn: Connection, ids: Iterable[int], paths: Mapping[int, str]) -> Iterable[tuple[int, TraceEvent]]:
-    ids = list(ids)
+def _events(cursor: Any, ids: Iterable[int], paths: Mapping[int, str]) -> Iterable[tuple[int, TraceEvent]]:
+    ids = [int(i) for i in ids]  # literal integers in the SQL: ours, from the CTE, so nothing to inject
     for a in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[a : a + _IN_CHUNK]
-        marks = ", ".join(f":i{k}" for k in range(len(chunk)))
-        rows = conn.execute(
-            text(
-                "SELECT item_id, seq, ts_ns, kind, equipment_id, operator, work_order_id, payload FROM mes_event "
-                f"WHERE item_id IN ({marks}) ORDER BY item_id, ts_ns"
-            ),
-            {f"i{k}": v for k, v in enumerate(chunk)},
+        chunk = ",".join(str(i) for i in ids[a : a + _IN_CHUNK])
+        cursor.execute(
+            "SELECT item_id, seq, ts_ns, kind, equipment_id, operator, work_order_id, payload FROM mes_event "
+            f"WHERE item_id IN ({chunk}) ORDER BY item_id, ts_ns"
         )
-        for item, seq, ts_ns, kind, eq, operator, wo, payload in rows:
+        for item, seq, ts_ns, kind, eq, operator, wo, payload in cursor.fetchall():
             yield int(item), TraceEvent(
                 int(seq), int(ts_ns), str(kind), paths.get(eq) if eq is not None else None, operator, wo,
                 orjson.loads(payload),
             )
+
+
+def process_parameters(
+    historian: Historian, tag_ids: Mapping[str, int], tags: Iterable[tuple[str, str]], start_ns: int, end_ns: int
+) -> dict[str, dict[str, float | int | None]]:
+    """What the machine's tags read while an item was made: mean, min, max and count of each over [start, end).
+
+    ``tags`` are (name, path) pairs; a tag the historian does not know is left out.
+    """
+    out: dict[str, dict[str, float | int | None]] = {}
+    for name, path in tags:
+        tag_id = tag_ids.get(path)
+        if tag_id is None:
+            continue
+        raw = historian.raw(tag_id, start_ns, end_ns)
+        values = raw.value[~np.isnan(raw.value)]
+        out[name] = {
+            "mean": float(values.mean()) if len(values) else None,
+            "min": float(values.min()) if len(values) else None,
+            "max": float(values.max()) if len(values) else None,
+            "n": len(values),
+        }
+    return out
