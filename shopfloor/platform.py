@@ -11,6 +11,8 @@ import logging
 import time
 from pathlib import Path
 
+from shopfloor.alarms.engine import AlarmEngine
+from shopfloor.auth.store import UserStore, open_user_store
 from shopfloor.config.schema import ModbusSource, OpcUaSource, PlantConfig
 from shopfloor.connectors.base import ConnectorRuntime, FieldConnector
 from shopfloor.connectors.mqtt.ingest import MqttIngest
@@ -38,6 +40,8 @@ class Platform:
         self._dead_letters: DeadLetterStore | None = None
         self._ingest: MqttIngest | None = None
         self._field: ConnectorRuntime | None = None
+        self._alarms: AlarmEngine | None = None
+        self._users: UserStore | None = None
         self.bus = SampleBus()
 
     # Typed accessors: the parts exist only between start() and stop().
@@ -66,12 +70,25 @@ class Platform:
         assert self._ingest is not None, "platform not started"
         return self._ingest
 
+    @property
+    def alarms(self) -> AlarmEngine:
+        assert self._alarms is not None, "platform not started"
+        return self._alarms
+
+    @property
+    def users(self) -> UserStore:
+        assert self._users is not None, "platform not started"
+        return self._users
+
     def start(self, connect_timeout: float = 15.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         h = self.config.historian
         self._historian = open_historian(h.backend, self.data_dir, h.url, write_connections=h.write_connections)
         ids = self._historian.ensure_tags([t.path for t in self.model.tags])
         self._tag_index = TagIndex(self.model, ids)
+        self._users = open_user_store(self.data_dir / "auth.sqlite", self.config.auth.bootstrap_admin)
+        self._alarms = AlarmEngine(self.config.alarms, self.model, self._tag_index, self.bus, self.data_dir)
+        self._alarms.start()  # subscribed before anything is ingested
         self._dead_letters = DeadLetterStore(self.data_dir / "deadletters.sqlite")
         self._writer = HistorianWriter(self._historian, self.bus, self._tag_index, housekeeping=self._housekeeping)
         self._writer.start()
@@ -127,6 +144,12 @@ class Platform:
         if self._writer is not None:
             self._writer.stop()
             self._writer = None
+        if self._alarms is not None:
+            self._alarms.stop()  # after the writer: evaluates the last committed batches
+            self._alarms = None
+        if self._users is not None:
+            self._users.close()
+            self._users = None
         if self._dead_letters is not None:
             self._dead_letters.close()
             self._dead_letters = None
@@ -166,6 +189,7 @@ class Platform:
             "dead_letters": {"since_start": dict(self.dead_letters.counts), "kept": self.dead_letters.total()},
             "live_subscribers": self.bus.subscribers,
             "connectors": connectors,
+            "alarms": self._alarms.health() if self._alarms is not None else None,
         }
 
     def connectors_health(self) -> list[dict[str, object]]:

@@ -9,7 +9,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler, field_validator, model_validator
+
+from shopfloor.alarms.config import AlarmsConfig, KnownTags, known_tags
+from shopfloor.auth.config import AuthConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
@@ -270,3 +273,32 @@ class PlantConfig(Strict):
     historian: HistorianConfig = Field(default_factory=HistorianConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
     data_dir: str = Field(default="shopfloor-data", description="Where the historian and dead letters live.")
+    alarms: AlarmsConfig = Field(default_factory=AlarmsConfig, description="Alarm rules (docs/alarms.md).")
+    auth: AuthConfig = Field(default_factory=AuthConfig, description="Users and roles; off by default.")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _alarm_tags(cls, data: object, handler: ValidatorFunctionWrapHandler) -> PlantConfig:
+        """Alarm rules are checked against the site's tags (filled in by _site_tags, which runs first)."""
+        token = known_tags.set(KnownTags(complete=False))
+        try:
+            result: PlantConfig = handler(data)
+            return result
+        finally:
+            known_tags.reset(token)
+
+    @field_validator("site")
+    @classmethod
+    def _site_tags(cls, site: SiteConfig) -> SiteConfig:
+        tags = known_tags.get()
+        if tags is not None:
+            tags.complete = True
+            for area in site.areas:
+                for line in area.lines:
+                    places = [(f"{site.name}/{area.name}/{line.name}/{c.name}", c.equipment) for c in line.cells]
+                    for parent, equipment in [*places, (f"{site.name}/{area.name}/{line.name}", line.equipment)]:
+                        for eq in equipment:
+                            for t in eq.tags:
+                                labels = {v: k for k, v in t.states.items()} if t.states else None
+                                tags.states[f"{parent}/{eq.name}/{t.name}"] = labels
+        return site
