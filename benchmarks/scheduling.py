@@ -5,7 +5,8 @@ Each instance is solved once with the largest time limit (dispatching rules, tab
 best schedule, `--workers` CP-SAT workers); the gap at each smaller limit is the incumbent at that moment of the
 same run (the solver's trace), so `--limits 10,60` costs 60 s per instance, not 70. `--separate-runs` solves
 once per limit instead. Time to first feasible is the dispatching rules' time (a complete valid schedule).
-Every schedule is checked (precedence, no overlap, eligibility) before its makespan counts.
+Every schedule is checked (precedence, no overlap, eligibility) before its makespan counts. The machine may be
+shared: each instance reports the CPU seconds it got per wall second (2.0 is both cores) and the load average.
 
 Run: python benchmarks/scheduling.py [--limits 10,60] [--instances la0*,ft10] [--no-fjsp] [--json] [--out DIR]
 """
@@ -54,6 +55,8 @@ class InstanceResult:
     gap_pct: dict[str, float] = field(default_factory=dict)
     proved_optimal: bool = False
     seconds: float = 0.0
+    cpu_share: float = 0.0  # CPU seconds this process got per wall second (2.0 = both cores, alone)
+    load_average: float = 0.0  # 1-minute load of the machine when the instance started
     valid: bool = True
 
 
@@ -101,7 +104,9 @@ def run_instance(name: str, kind: str, path: Path, best: int, closed: bool, limi
     problem = read_instance(path, "fjsp" if kind == "fjsp" else "jobshop")
     n_ops = sum(len(j.operations) for j in problem.jobs)
     res = InstanceResult(name, kind, problem.size, n_ops, best, closed, 0.0, 0)
+    res.load_average = round(os.getloadavg()[0], 2)
     t0 = time.perf_counter()
+    c0 = time.process_time()
     runs = [(limit, solve(problem, time_limit=limit, workers=workers)) for limit in limits] if separate else \
         [(max(limits), solve(problem, time_limit=max(limits), workers=workers))]
     last = runs[-1][1]
@@ -115,6 +120,7 @@ def run_instance(name: str, kind: str, path: Path, best: int, closed: bool, limi
         res.gap_pct[f"{limit:g}"] = round(100.0 * (value - best) / best, 3)
     res.proved_optimal = last.status == "optimal"
     res.seconds = round(time.perf_counter() - t0, 2)
+    res.cpu_share = round((time.process_time() - c0) / max(res.seconds, 1e-9), 2)
     return res
 
 
@@ -179,6 +185,8 @@ def summary(results: list[InstanceResult], limits: list[float]) -> dict[str, dic
         per["mean_dispatch_gap_pct"] = round(statistics.mean(100 * (r.dispatch_makespan - r.best_known) /
                                                              r.best_known for r in rows), 2)
         per["proved_optimal"] = sum(1 for r in rows if r.proved_optimal)
+        per["mean_cpu_share"] = round(statistics.mean(r.cpu_share for r in rows), 2)
+        per["mean_load_average"] = round(statistics.mean(r.load_average for r in rows), 1)
         out[kind] = per
     return out
 
@@ -237,17 +245,19 @@ def main() -> int:
             progress.advance(task)
             progress.console.print(f"{name:6} {r.size:6} best {best:5}  " + "  ".join(
                 f"{k}s: {r.makespan[k]} ({r.gap_pct[k]:+.2f}%)" for k in r.makespan) +
-                f"  first {r.first_feasible_ms:.0f} ms{'  optimal' if r.proved_optimal else ''}", highlight=False)
+                f"  first {r.first_feasible_ms:.0f} ms  cpu {r.cpu_share:.2f}  load {r.load_average:.1f}"
+                f"{'  optimal' if r.proved_optimal else ''}", highlight=False)
     repairs = [] if args.no_reschedule else run_reschedule(args.repeats, 10.0, args.workers)
 
     table = Table(title=f"Gap to best known ({args.workers} CP-SAT workers, {cpu_model()}, {os.cpu_count()} cores)")
     for col in ("instance", "size", "best known", "first feasible ms", "dispatch", *[f"{lim:g} s" for lim in limits],
-                *[f"gap {lim:g} s" for lim in limits], "proved"):
+                *[f"gap {lim:g} s" for lim in limits], "proved", "cpu/wall"):
         table.add_column(col, justify="left" if col == "instance" else "right")
     for r in results:
         table.add_row(r.instance, r.size, str(r.best_known), f"{r.first_feasible_ms:.1f}", str(r.dispatch_makespan),
                       *[str(r.makespan[f"{lim:g}"]) for lim in limits],
-                      *[f"{r.gap_pct[f'{lim:g}']:.2f} %" for lim in limits], "yes" if r.proved_optimal else "")
+                      *[f"{r.gap_pct[f'{lim:g}']:.2f} %" for lim in limits], "yes" if r.proved_optimal else "",
+                      f"{r.cpu_share:.2f}")
     stats = summary(results, limits)
     out_console = Console(width=160, stderr=args.json)  # with --json, stdout carries the JSON line alone
     if results:
