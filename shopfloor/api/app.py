@@ -10,11 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 import shopfloor
 from shopfloor.alarms.api import router as alarms_router
-from shopfloor.alarms.api import router as alarms_router
 from shopfloor.api.routers import assets, dashboard, live, system, values
 from shopfloor.apps.mes.api import router as mes_router
 from shopfloor.apps.scheduling.api import router as scheduling_router
-from shopfloor.auth.api import router as auth_router
 from shopfloor.auth.api import router as auth_router
 from shopfloor.platform import Platform
 from shopfloor.web import mount_dashboard
@@ -56,8 +54,6 @@ def create_app(
     for module in (system, assets, values, live, dashboard):
         app.include_router(module.router)
     app.include_router(scheduling_router)
-    app.include_router(alarms_router)
-    app.include_router(auth_router)
     app.include_router(alarms_router)
     app.include_router(auth_router)
     app.include_router(mes_router)
