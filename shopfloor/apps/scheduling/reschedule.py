@@ -134,9 +134,10 @@ def reschedule(
             pinned[i] = ref_start[i]
     constraints = Constraints(fixed=pinned, not_before=now)
 
-    # right-shift repair: same machine sequences; a rush order's operations go first in their machines' queues
+    # right-shift repair: same machine sequences, pinned operations first (a replanned one may have started
+    # before now in the old plan); a rush order's operations go first in their machines' queues
     assign = list(ref_machine)
-    order = sorted((i for i in range(ix.n_ops) if ref_start[i] >= 0), key=lambda i: (ref_start[i], i))
+    order = sorted((i for i in range(ix.n_ops) if ref_start[i] >= 0), key=lambda i: (i not in pinned, ref_start[i], i))
     seqs: list[list[int]] = [[] for _ in ix.machine_ids]
     for i in order:
         seqs[assign[i]].append(i)

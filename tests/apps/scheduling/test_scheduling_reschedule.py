@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from scheduling_testkit import assert_valid
 
-from shopfloor.apps.scheduling import Job, Operation, Option, solve
+from shopfloor.apps.scheduling import Job, Operation, Option, Problem, Schedule, ScheduledOperation, solve
 from shopfloor.apps.scheduling.errors import SchedulingError
 from shopfloor.apps.scheduling.generate import random_problem
 from shopfloor.apps.scheduling.reschedule import MachineDown, RushOrder, reschedule
@@ -83,3 +83,32 @@ def test_events_that_do_not_fit_are_refused(plan: object) -> None:
     bad = Job(id="X", operations=[Operation(options=[Option(machine="nowhere", duration=1)])])
     with pytest.raises(SchedulingError, match="does not fit"):
         reschedule(PROBLEM, schedule, 5, RushOrder(job=bad))
+
+
+def test_breakdown_reported_late_replans_the_rest_of_the_job() -> None:
+    """J1/0 ran into the breakdown (reported at 12, from 5): it is redone, so J1/1, started at 10 in the old plan,
+    is replanned too, while J2/0 on the same machine, started at 11, stays."""
+    problem = Problem.model_validate({
+        "machines": [{"id": "A"}, {"id": "B"}, {"id": "C"}],
+        "jobs": [
+            {"id": "J1", "operations": [
+                {"options": [{"machine": "A", "duration": 10}, {"machine": "C", "duration": 1}]},
+                {"options": [{"machine": "B", "duration": 1}]},
+            ]},
+            {"id": "J2", "operations": [{"options": [{"machine": "B", "duration": 4}]}]},
+        ],
+    })
+    plan = Schedule(operations=[
+        ScheduledOperation(job="J1", index=0, machine="A", start=0, end=10),
+        ScheduledOperation(job="J1", index=1, machine="B", start=10, end=11),
+        ScheduledOperation(job="J2", index=0, machine="B", start=11, end=15),
+    ])
+    assert_valid(problem, plan)
+    result = reschedule(problem, plan, 12, MachineDown(machine="A", start=5, end=20), time_limit=1.0)
+    assert_valid(result.problem, result.schedule)
+    new = result.schedule.by_key()
+    assert result.disruption.interrupted == ["J1/0"]
+    assert result.disruption.pinned == 1
+    assert new[("J2", 0)] == plan.operations[2]
+    assert new[("J1", 0)].machine == "C"  # waiting for A until 20 would cost more than the machine change
+    assert new[("J1", 1)].start == 15
