@@ -246,8 +246,12 @@ class TrendPage {
     }
   }
 
+  /** In live mode the chart is redrawn once a bucket (at least every second, at most every 10 s): a new bucket
+   * is then due and the time axis has moved by one, so nothing on screen is older than a bucket. */
   tick() {
     if (this.mode !== "live" || !this.bucket || this.pointerDown) return;
+    const every = Math.min(10000, Math.max(REDRAW_MS, this.bucket));
+    if (performance.now() - (this.drawnAt || 0) < every - 50) return;
     const { start } = this.window();
     for (const s of this.series.values()) {
       let drop = 0;
@@ -302,7 +306,7 @@ class TrendPage {
       const axis = i === 0 ? "yaxis" : `yaxis${i + 1}`;
       const ref = i === 0 ? "y" : `y${i + 1}`;
       const y = { domain: [Math.max(0, top - h), top], gridcolor: theme.colors.grid, zeroline: false, fixedrange: true,
-        title: { text: pane.unit, font: { size: 11, color: theme.colors.text2 }, standoff: 6 }, automargin: true,
+        title: { text: pane.unit, font: { size: 11, color: theme.colors.text2 }, standoff: 6 },
         linecolor: theme.colors.line };
       top -= h + gap;
       if (pane.discrete) {
@@ -339,7 +343,10 @@ class TrendPage {
       layout.yaxis = { visible: false };
     }
     this.ignoreRelayout = true;
+    const drawStart = performance.now();
+    this.drawnAt = drawStart;
     window.Plotly.react(this.chart, traces, layout, PLOT_CONFIG).then(() => {
+      this.chart.dataset.drawMs = String(Math.round(performance.now() - drawStart));
       this.ignoreRelayout = false;
       if (!this.listening) this.listen();
     });
