@@ -193,14 +193,15 @@ class DiskBuffer:
         out: list[tuple[int, SampleBatch]] = []
         total = 0
         with self._lock:
-            rows = self._conn.execute(
+            cursor = self._conn.execute(
                 "SELECT id, n, data FROM batches WHERE id > ? ORDER BY id LIMIT ?", (after_id, max_rows)
-            ).fetchall()
-        for row_id, n, data in rows:
-            if out and total + n > max_samples:
-                break
-            out.append((int(row_id), unpack(int(n), data)))
-            total += n
+            )
+            for row_id, n, data in cursor:  # fetched lazily: the rows beyond max_samples are never read
+                if out and total + n > max_samples:
+                    break
+                out.append((int(row_id), unpack(int(n), data)))
+                total += n
+            cursor.close()
         return out
 
     def stats(self) -> BufferStats:

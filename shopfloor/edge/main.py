@@ -23,7 +23,7 @@ def run_edge(config_path: Path, console: Console, *, health: bool = False, print
     try:
         config = load_edge_config(config_path)
     except ConfigError as exc:
-        console.print(f"[bold red]error:[/] invalid configuration\n{escape(str(exc))}", highlight=False)
+        console.print(f"[bold red]error:[/] invalid configuration\n{escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     if print_plant:
         print(plant_equipment_yaml(config), end="")
@@ -62,7 +62,7 @@ def show_health(config: EdgeConfig, console: Console) -> int:
         health = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         console.print(f"[bold red]error:[/] no health summary at {escape(str(path))}: {escape(str(exc))}",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
         return 1
     age = (time.time_ns() - int(health.get("written_ns") or 0)) / 1e9
     uplink, buffer, samples = health["uplink"], health["buffer"], health["samples"]

@@ -45,7 +45,7 @@ from shopfloor.core.samples import SampleBatch
 from shopfloor.edge.buffer import DiskBuffer
 from shopfloor.edge.catalog import NODE, Metric, MetricCatalog
 from shopfloor.edge.config import EdgeConfig
-from shopfloor.edge.payloads import encode_birth, encode_samples
+from shopfloor.edge.payloads import encode_birth, encode_samples, warm_up
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,7 @@ class Uplink:
             self._thread = None
 
     def _run(self) -> None:
+        warm_up()  # before the first session: a cold encoder would stall the first messages for seconds
         cfg = self.config.mqtt
         backoff = cfg.reconnect_min_s
         while not self._stop.is_set():
@@ -321,9 +322,18 @@ class Uplink:
             if ts.max(initial=0) > 0:  # a device never read is born with its first data
                 self._publish_device_birth(client, device)
 
-    def _publish_device_birth(self, client: mqtt.Client, device: int) -> None:
+    def _publish_device_birth(self, client: mqtt.Client, device: int, first: SampleBatch | None = None) -> None:
+        """DBIRTH with each metric's last value; ``first``, the data about to follow, fills in what is not known yet."""
         metrics = self._metrics_of[device]
-        ts, values, quality = self.catalog.last([m.id for m in metrics])
+        ids = [m.id for m in metrics]
+        ts, values, quality = self.catalog.last(ids)
+        if first is not None and (ts == 0).any():
+            newest = first.last_per_tag()
+            where = {int(t): i for i, t in enumerate(newest.tag_id.tolist())}
+            for i, metric_id in enumerate(ids):
+                j = where.get(metric_id)
+                if ts[i] == 0 and j is not None:
+                    ts[i], values[i], quality[i] = newest.ts[j], newest.value[j], newest.quality[j]
         payload = encode_birth(time.time_ns() // 1_000_000, self._next_seq(), metrics, ts, values, quality)
         self._publish(client, self._birth_topics[device], payload)
         self._born.add(device)
@@ -331,11 +341,12 @@ class Uplink:
     def _send_next(self, client: mqtt.Client, cursor: int, historical_until: int) -> int:
         """Publish the next rows after ``cursor``; return the new cursor."""
         cfg = self.config.mqtt
+        last_id = self.buffer.last_id
         rows = self.buffer.read(cursor, cfg.samples_per_message * 4)
         if cursor < historical_until:  # never mix backlog and live rows in one message
             rows = [r for r in rows if r[0] <= historical_until] or rows
         if not rows:
-            return self.buffer.last_id  # the rows up to there were dropped meanwhile
+            return last_id  # the rows up to there were dropped (buffer full) before they could be sent
         chunk = _Chunk([r[0] for r in rows], 0)
         historical = rows[-1][0] <= historical_until
         batch = SampleBatch.concat([r[1] for r in rows])
@@ -350,7 +361,7 @@ class Uplink:
         for device in _in_order_of_appearance(devices):
             part = batch.take(devices == device)
             if device not in self._born:
-                self._publish_device_birth(client, device)
+                self._publish_device_birth(client, device, part)
             for start in range(0, len(part), cfg.samples_per_message):
                 piece = part.take(np.arange(start, min(start + cfg.samples_per_message, len(part))))
                 payload = encode_samples(

@@ -62,3 +62,24 @@ def test_births_carry_names_aliases_last_values_and_their_times() -> None:
                                        bdseq=9))
     assert node.names == ["bdSeq", "Node Control/Rebirth", "force"] and node.seq == 0
     assert node.value[:2].tolist() == [9.0, 0.0]
+
+
+def test_the_backlog_fast_path_decodes_like_protobuf_would() -> None:
+    """Good and bad samples of the backlog take the numba path plus the historical flag; both decoders agree."""
+    from shopfloor.connectors.mqtt.sparkplug.codec import _decode_general
+
+    quality = np.array([192, 0, 192, 192], np.uint8)
+    data = encode_samples(2**40, 255, ALIASES, TYPES, TS, VALUES, quality, historical=True)
+    fast, general = decode_payload(data), _decode_general(data)
+    assert fast.fast and not general.fast
+    for decoded in (fast, general):
+        assert decoded.is_historical.all() and decoded.seq == 255 and decoded.timestamp == 2**40
+        assert decoded.alias.tolist() == [5, 6, 7, 8] and decoded.quality.tolist() == [192, 0, 192, 192]
+        assert decoded.timestamp_ms.tolist() == (TS // 1_000_000).tolist()
+        assert decoded.value[[0, 2, 3]].tolist() == [3.25, 1.0, 0.5] and np.isnan(decoded.value[1])
+    big = np.arange(500, dtype=np.uint64) + 2**40  # long varints everywhere
+    data = encode_samples(1, 0, big, np.full(500, DataType.Int64, np.uint32), np.full(500, 2**62, np.int64),
+                          np.full(500, -2.0**62), np.full(500, 192, np.uint8), historical=True)
+    decoded = decode_payload(data)
+    assert decoded.fast and decoded.is_historical.all() and decoded.alias.tolist() == big.tolist()
+    assert decoded.value.tolist() == [-2.0**62] * 500
