@@ -1,0 +1,1 @@
+"""Warehouse and AGV fleet: multi-agent path finding (``mapf``), fleet and vehicle interface (``fleet``)."""

@@ -1,0 +1,79 @@
+"""The solver on small generated instances; the checker verifies every solution."""
+
+import time
+
+import numpy as np
+import pytest
+from mapf_helpers import map_text, random_instance, small_warehouse
+
+from shopfloor.apps.warehouse.mapf import MapfError, NoSolution, check_solution, parse_map, solve
+from shopfloor.apps.warehouse.mapf.lacam import LacamSearch
+from shopfloor.apps.warehouse.mapf.refine import Refiner
+
+
+def assert_solves(graph, starts, goals, **kw):  # type: ignore[no-untyped-def]
+    result = solve(graph, starts, goals, **kw)
+    report = check_solution(graph, starts, goals, result.paths)
+    assert report.valid, report.violations[:3]
+    assert report.soc == result.soc and result.soc >= result.lower_bound
+    assert result.soc <= result.initial_soc  # refinement never makes it worse
+    return result
+
+
+@pytest.mark.parametrize("n", [1, 10, 40, 80])
+def test_random_instances_on_a_small_warehouse(n: int) -> None:
+    graph = small_warehouse()
+    for seed in range(3):
+        starts, goals = random_instance(graph, n, seed)
+        result = assert_solves(graph, starts, goals, refine_s=0.3, seed=seed)
+        if n == 1:
+            assert result.soc == result.lower_bound
+
+
+def test_refinement_lowers_the_sum_of_costs() -> None:
+    graph = small_warehouse()
+    starts, goals = random_instance(graph, 60, seed=7)
+    dist = graph.distance_table(goals)
+    found = LacamSearch(graph, starts, goals, dist, seed=1).run(time.perf_counter() + 10)
+    assert isinstance(found, np.ndarray)
+    refiner = Refiner(graph, starts, goals, dist, found, seed=1)
+    before = refiner.soc
+    paths = refiner.run(time.perf_counter() + 5, max_iterations=300)
+    report = check_solution(graph, starts, goals, paths)
+    assert report.valid and report.soc == refiner.soc
+    assert refiner.soc < before
+
+
+def test_corridor_swap_needs_the_side_pocket() -> None:
+    # two agents swap the ends of a corridor; only the pocket below the middle lets them pass
+    graph = parse_map(map_text([".....", "@@.@@"]))
+    a, b = graph.vertex(0, 0), graph.vertex(4, 0)
+    result = assert_solves(graph, [a, b], [b, a])
+    assert result.makespan >= 6
+
+
+def test_dense_instance_where_every_free_cell_but_two_is_taken() -> None:
+    graph = parse_map(map_text(["....", "....", "...."]))
+    rng = np.random.default_rng(3)
+    starts = rng.permutation(12)[:10].astype(np.int32)
+    goals = rng.permutation(12)[:10].astype(np.int32)
+    assert_solves(graph, starts, goals)
+
+
+def test_proven_unsolvable_and_unreachable() -> None:
+    pair = parse_map(map_text([".."]))
+    with pytest.raises(NoSolution, match="exhausted"):
+        solve(pair, [0, 1], [1, 0])
+    split = parse_map(map_text(["..@.."]))
+    with pytest.raises(NoSolution, match="cannot be reached"):
+        solve(split, [split.vertex(0, 0)], [split.vertex(4, 0)])
+
+
+def test_malformed_instances() -> None:
+    graph = small_warehouse()
+    with pytest.raises(MapfError, match="share the start"):
+        solve(graph, [0, 0], [1, 2])
+    with pytest.raises(MapfError, match="not a vertex"):
+        solve(graph, [0], [graph.num_vertices])
+    with pytest.raises(MapfError, match="equal-length"):
+        solve(graph, [0, 1], [2])
