@@ -163,6 +163,17 @@ class Generator:
         return len(events) - before
 
 
+def codes(engine: Engine, prefix: str, limit: int = 50_000) -> list[str]:
+    """Item codes with a prefix, spread over the whole history (every k-th), for a --reuse run."""
+    with engine.connect() as conn:
+        like = {"p": prefix + "%"}
+        n = int(conn.execute(text("SELECT count(*) FROM mes_item WHERE code LIKE :p"), like).scalar_one())
+        step = max(1, n // limit)
+        rows = conn.execute(text("SELECT code FROM mes_item WHERE code LIKE :p AND id % :k = 0 ORDER BY id"),
+                            {"p": prefix + "%", "k": step}).all()
+    return [str(r[0]) for r in rows]
+
+
 def percentile(values: list[float], q: float) -> float:
     values = sorted(values)
     k = (len(values) - 1) * q
@@ -203,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", type=Path, default=None, help="where the database goes (default: a temporary dir)")
     ap.add_argument("--keep", action="store_true", help="keep the database afterwards")
     ap.add_argument("--verify", action="store_true", help="also time a full verify of the record")
+    ap.add_argument("--reuse", action="store_true",
+                    help="time the traces on the database a --keep run left in --dir (no generation)")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args(argv)
     if args.events < EVENTS_PER_PALLET_APPROX:
@@ -211,35 +224,51 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="shopfloor-trace-"))
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "mes-bench.sqlite"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    if args.reuse and not db.exists():
+        ap.error(f"--reuse needs the database of a --keep run in --dir ({db} is not there)")
+    if not args.reuse:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        (workdir / "site-ed25519.pem").unlink(missing_ok=True)
+        (workdir / "site-ed25519.pub.pem").unlink(missing_ok=True)
+    write_rate: float | None = None
+    gen_s: float | None = None
     try:
         engine = open_database(db)
-        log = EventLog(engine, SiteKey.generate(), block_size=args.block_size)
-        gen = Generator(engine, log)
-        started = time.perf_counter()
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=console, transient=args.json) as progress:
-            task = progress.add_task("generating events", total=args.events)
-            queued = 0
-            while gen.events + queued < args.events:
-                queued += gen.pallet()
-                if queued >= BATCH_EVENTS:
-                    gen.flush()
-                    queued = 0
-                    progress.update(task, completed=min(gen.events, args.events))
-            gen.flush()
-            progress.update(task, completed=min(gen.events, args.events))
-        gen_s = time.perf_counter() - started
+        log = EventLog(engine, SiteKey.load_or_create(workdir / "site-ed25519.pem"), block_size=args.block_size)
+        if args.reuse:
+            pallets, assemblies, lots = (codes(engine, p) for p in ("PAL-", "AS-", "STEEL-"))
+            lots = lots[:-1]  # the last lot may be partly used
+        else:
+            gen = Generator(engine, log)
+            started = time.perf_counter()
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeRemainingColumn(), console=console, transient=args.json) as progress:
+                task = progress.add_task("generating events", total=args.events)
+                queued = 0
+                while gen.events + queued < args.events:
+                    queued += gen.pallet()
+                    if queued >= BATCH_EVENTS:
+                        gen.flush()
+                        queued = 0
+                        progress.update(task, completed=min(gen.events, args.events))
+                gen.flush()
+                progress.update(task, completed=min(gen.events, args.events))
+            gen_s = time.perf_counter() - started
+            write_rate = gen.events / gen.write_s
+            pallets = [f"PAL-{p}" for p in gen.pallets]
+            assemblies = [f"AS-{a}" for a in gen.assemblies]
+            lots = [f"STEEL-{lot}" for lot in gen.lots[:-1]]
         with engine.connect() as conn:
+            n_events = int(conn.execute(text("SELECT count(*) FROM mes_event")).scalar_one())
             n_items = int(conn.execute(text("SELECT count(*) FROM mes_item")).scalar_one())
             n_edges = int(conn.execute(text("SELECT count(*) FROM mes_genealogy_edge")).scalar_one())
             n_cp = int(conn.execute(text("SELECT count(*) FROM mes_checkpoint")).scalar_one())
-            conn.exec_driver_sql("ANALYZE")
+            if not args.reuse:
+                conn.exec_driver_sql("ANALYZE")
         console.print("timing traces ...")
-        backward = time_traces(engine, [f"PAL-{p}" for p in gen.pallets], "backward", args.queries)
-        backward_one = time_traces(engine, [f"AS-{a}" for a in gen.assemblies], "backward", args.queries)
-        lots = [f"STEEL-{lot}" for lot in gen.lots[:-1]]
+        backward = time_traces(engine, pallets, "backward", args.queries)
+        backward_one = time_traces(engine, assemblies, "backward", args.queries)
         forward = time_traces(engine, lots, "forward", args.queries)
         forward_scope = time_traces(engine, lots, "forward", args.queries, events=False)
         verify_rate = None
@@ -260,8 +289,9 @@ def main(argv: list[str] | None = None) -> int:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{db}{suffix}").unlink(missing_ok=True)
     result = {
-        "events": gen.events, "items": n_items, "edges": n_edges, "checkpoints": n_cp, "db_mb": round(size_mb),
-        "write_events_per_s": round(gen.events / gen.write_s), "generate_s": round(gen_s, 1),
+        "events": n_events, "items": n_items, "edges": n_edges, "checkpoints": n_cp, "db_mb": round(size_mb),
+        "write_events_per_s": round(write_rate) if write_rate else None,
+        "generate_s": round(gen_s, 1) if gen_s else None,
         "backward_pallet": backward, "backward_assembly": backward_one,
         "forward_lot": forward, "forward_lot_items_only": forward_scope,
         "verify_events_per_s": round(verify_rate) if verify_rate else None,
@@ -271,11 +301,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    table = Table(title=f"MES traceability, {gen.events:,} events ({n_items:,} items, {n_edges:,} edges), SQLite WAL")
+    table = Table(title=f"MES traceability, {n_events:,} events ({n_items:,} items, {n_edges:,} edges), SQLite WAL")
     for col in ("measure", "value", "target"):
         table.add_column(col)
-    rate = f"{result['write_events_per_s']:,} events/s"
-    table.add_row("event write rate (chain, edges, signed checkpoints)", rate, "")
+    if write_rate:
+        table.add_row("event write rate (chain, edges, signed checkpoints)", f"{write_rate:,.0f} events/s", "")
     for name, r in (("backward trace of a pallet", backward), ("backward trace of an assembly", backward_one),
                     ("forward trace of a steel lot, every event", forward),
                     ("forward trace of a steel lot, items only (recall scope)", forward_scope)):

@@ -48,18 +48,27 @@ _CTE = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class TraceEvent:
+    """An event of a traced item; its payload stays the stored canonical JSON until someone reads it."""
+
     seq: int
     ts_ns: int
     kind: str
     equipment: str | None
     operator: str | None
     work_order_id: int | None
-    payload: dict[str, Any]
+    payload_json: str
+    _payload: dict[str, Any] | None = None
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        if self._payload is None:
+            self._payload = orjson.loads(self.payload_json)
+        return self._payload
 
 
-@dataclass
+@dataclass(slots=True)
 class TraceNode:
     id: int
     code: str
@@ -160,10 +169,7 @@ def _events(cursor: Any, ids: Iterable[int], paths: Mapping[int, str]) -> Iterab
             f"WHERE item_id IN ({chunk}) ORDER BY item_id, ts_ns"
         )
         for item, seq, ts_ns, kind, eq, operator, wo, payload in cursor.fetchall():
-            yield int(item), TraceEvent(
-                int(seq), int(ts_ns), str(kind), paths.get(eq) if eq is not None else None, operator, wo,
-                orjson.loads(payload),
-            )
+            yield item, TraceEvent(seq, ts_ns, kind, paths.get(eq) if eq is not None else None, operator, wo, payload)
 
 
 def process_parameters(
