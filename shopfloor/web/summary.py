@@ -18,6 +18,7 @@ import re
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -128,14 +129,35 @@ def state_segments(
 class IngestMeter:
     """Samples the writer's committed-row counter, so the dashboard can show rows per second over time.
 
-    A reading is kept at most once a second, for ``keep_s``; readings come from the dashboard's own
-    polls (no thread of its own), so the series is as fine as the dashboard polls, every few seconds.
+    A reading is kept at most once a second, for ``keep_s``. ``run`` reads the counter every second on a
+    daemon thread from the first time the dashboard asks until the counter goes away (the platform
+    stopped), so the data health page opens with the last minutes already there.
     """
 
     def __init__(self, keep_s: float = 900.0) -> None:
         self.keep_ns = int(keep_s * 1e9)
         self._points: deque[tuple[int, int]] = deque()
         self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def run(self, read: Callable[[], int | None], every_s: float = 1.0) -> None:
+        """Observe read() every every_s seconds on a daemon thread until it returns None (idempotent)."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._thread = threading.Thread(target=self._loop, args=(read, every_s), name="ingest-meter", daemon=True)
+            self._thread.start()
+
+    def _loop(self, read: Callable[[], int | None], every_s: float) -> None:
+        while True:
+            try:
+                value = read()
+            except Exception:  # the platform is stopping: its writer is gone
+                value = None
+            if value is None:
+                return
+            self.observe(value)
+            time.sleep(every_s)
 
     def observe(self, rows_committed: int, now_ns: int | None = None) -> None:
         now = time.time_ns() if now_ns is None else now_ns

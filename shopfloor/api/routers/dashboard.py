@@ -301,10 +301,16 @@ def tag_rows(
     })
 
 
-def _meter(request: Request) -> IngestMeter:
+def _meter(request: Request, platform: Platform) -> IngestMeter:
+    """The app's ingest meter, sampling this platform's writer from now on."""
     meter: IngestMeter | None = getattr(request.app.state, "ingest_meter", None)
     if meter is None:
         meter = request.app.state.ingest_meter = IngestMeter()
+
+    def rows() -> int | None:
+        return platform.writer.rows_committed if platform.started_ns is not None else None
+
+    meter.run(rows)
     return meter
 
 
@@ -332,7 +338,7 @@ def health_page(request: Request, platform: PlatformDep, stale_s: StaleQuery = 1
     now = time.time_ns()
     body = platform.health()
     historian: dict[str, Any] = body["historian"]  # type: ignore[assignment]
-    meter = _meter(request)
+    meter = _meter(request, platform)
     meter.observe(int(historian["rows_committed"]), now)
     t, rate = meter.series()
     connectors: list[dict[str, Any]] = body["connectors"]  # type: ignore[assignment]
