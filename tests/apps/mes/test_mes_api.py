@@ -3,6 +3,7 @@ recorded beside them; OEE, shifts, Pareto, trace with process parameters, EPCIS 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -136,3 +137,20 @@ def test_bad_requests_are_named(api: tuple[Platform, httpx.Client]) -> None:
     assert r.status_code == 422 and "machine/path=seconds" in r.text
     r = http.get("/api/mes/oee", params={"asset": CNC1, **SHIFT, "pri": f"{CNC1}=0"})
     assert r.status_code == 422 and "PRI" in r.text
+
+
+def test_oee_command_reads_the_api(api: tuple[Platform, httpx.Client]) -> None:
+    from typer.testing import CliRunner
+
+    from shopfloor.cli import app
+
+    _, http = api
+    runner = CliRunner()
+    base = str(http.base_url).rstrip("/")
+    r = runner.invoke(app, ["oee", LINE, "--api", base, "--start", SHIFT["start"], "--end", SHIFT["end"]])
+    assert r.exit_code == 0, r.output
+    assert "OEE (ISO 22400)" in r.output and "780" in r.output  # the line's good parts
+    js = runner.invoke(app, ["oee", CNC1, "--api", base, "--start", SHIFT["start"], "--end", SHIFT["end"], "--json"])
+    assert json.loads(js.stdout)["machines"][0]["GQ"] == 480
+    bad = runner.invoke(app, ["oee", "s/a/nowhere", "--api", base])
+    assert bad.exit_code == 1 and "404" in bad.output
