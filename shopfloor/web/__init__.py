@@ -6,12 +6,14 @@ pages are plain ES modules, and Plotly.js comes from the installed plotly wheel.
 
 from __future__ import annotations
 
+import gzip
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
 import plotly
-from fastapi import FastAPI
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 import shopfloor
@@ -26,6 +28,12 @@ def plotly_js() -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: reinstall the plotly package")
     return path
+
+
+@cache
+def plotly_gzip() -> bytes:
+    """plotly.min.js compressed once (4.8 MB -> about 1.4 MB): tablets on plant Wi-Fi load it in a third of the time."""
+    return gzip.compress(plotly_js().read_bytes(), compresslevel=6)
 
 
 def index_html() -> str:
@@ -43,8 +51,10 @@ def mount_dashboard(app: FastAPI) -> None:
         return HTMLResponse(index_html(), headers={"Cache-Control": "no-cache"})
 
     @app.get(PLOTLY_URL, include_in_schema=False)
-    def plotly_bundle() -> FileResponse:
-        return FileResponse(plotly_path, media_type="text/javascript",
-                            headers={"Cache-Control": "public, max-age=31536000, immutable"})
+    def plotly_bundle(request: Request) -> Response:
+        headers = {"Cache-Control": "public, max-age=31536000, immutable", "Vary": "Accept-Encoding"}
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return Response(plotly_gzip(), media_type="text/javascript", headers=headers | {"Content-Encoding": "gzip"})
+        return FileResponse(plotly_path, media_type="text/javascript", headers=headers)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -46,7 +46,9 @@ def seed_history(data_dir: Path, minutes: int = 65) -> int:
     try:
         ids = historian.ensure_tags([t.path for t in model.tags])
         devices = [*factory.sparkplug_devices, *factory.json_devices, *factory.field_devices]
-        tag_ids = {d.name: np.array([ids[f"{equipment[d.name]}/{s.name}"] for s in d.signals], np.int32) for d in devices}
+        tag_ids = {
+            d.name: np.array([ids[f"{equipment[d.name]}/{s.name}"] for s in d.signals], np.int32) for d in devices
+        }
         cols: dict[str, list[np.ndarray]] = {"tag": [], "ts": [], "value": []}
         for _ in range(minutes * 60):
             frame = factory.step()

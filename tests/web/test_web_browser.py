@@ -53,7 +53,8 @@ class Watched:
         return out
 
     def assert_no_errors(self, ignore_between: tuple[float, float] | None = None) -> None:
-        errors = [e for t, e in self.errors if ignore_between is None or not ignore_between[0] <= t <= ignore_between[1]]
+        lo, hi = ignore_between if ignore_between is not None else (0.0, -1.0)
+        errors = [e for t, e in self.errors if not lo <= t <= hi]
         assert errors == [], errors
 
 
