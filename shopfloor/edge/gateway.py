@@ -203,7 +203,8 @@ class EdgeGateway:
         uplink = self.uplink.health()
         connectors = self._runtime.health() if self._runtime is not None else self._devices_at_stop
         spool = self.spool
-        ok = bool(uplink["up"]) and all(c.get("state", "up") == "up" for c in connectors) and not spool.commit_errors
+        devices_up = all(c.get("state") in ("up", "connected") for c in connectors)  # Modbus, OPC UA
+        ok = bool(uplink["up"]) and devices_up and not spool.commit_errors
         return {
             "status": "ok" if ok else "degraded",
             "gateway": {"group": self.config.gateway.group, "node": self.config.gateway.node},

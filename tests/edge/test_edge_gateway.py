@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from datetime import UTC
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
+from asyncua import ua
+from asyncua.server.server import Server
 from edge_helpers import CountingPress, edge_yaml, plant_yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -104,3 +110,59 @@ def test_a_backlog_on_disk_is_sent_after_a_restart(
     assert reads == [float(v) for v in range(1, len(reads) + 1)]
     ts = platform.historian.raw(platform.tag_index.id_of(TAG.format("reads")), 0, 2**62).ts
     assert np.all(np.diff(ts) > 0)
+
+
+def test_an_opcua_device_is_forwarded_with_its_source_timestamps(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """asyncua's server on a thread of its own; the gateway subscribes and forwards each change."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}/edge-test/"
+
+    def run(coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(30)
+
+    async def start_server() -> tuple[Server, Any]:
+        server = Server()
+        await server.init()
+        server.set_endpoint(endpoint)
+        idx = await server.register_namespace("urn:shopfloor:edge-test")
+        robot = await server.nodes.objects.add_object(f"ns={idx};s=Robot", "Robot")
+        torque = await robot.add_variable(f"ns={idx};s=Robot.Torque", "Torque", ua.Variant(1.5, ua.VariantType.Double))
+        await server.start()
+        return server, torque
+
+    server, torque = run(start_server())
+    extra = f"""\
+  - name: robot1
+    source: {{protocol: opcua, endpoint: "{endpoint}", publishing_interval_ms: 50, sampling_interval_ms: 20}}
+    tags:
+      - {{name: torque, address: "ns=2;s=Robot.Torque"}}
+"""
+    press = CountingPress().start()
+    config = parse_edge_config(edge_yaml(press, mosquitto.url, str(tmp_path / "edge"), extra=extra))
+    platform = Platform(parse_plant_config(plant_yaml(config)), data_dir=tmp_path / "platform",
+                        broker_url=mosquitto.url)
+    platform.start()
+    gateway = EdgeGateway(config)
+    gateway.start()
+    path = "s/a/l/robot1/torque"
+    try:
+        wait_for(lambda: good_values(platform, path) == [1.5], 20)
+        stamp = ua.DateTime(2026, 11, 22, 12, 0, 0, 123000, tzinfo=UTC)
+        value = ua.DataValue(ua.Variant(2.25, ua.VariantType.Double), SourceTimestamp=stamp, ServerTimestamp=stamp)
+        run(server.write_attribute_value(torque.nodeid, value))
+        wait_for(lambda: good_values(platform, path) == [2.25, 1.5], 10)  # ordered by time: the new one is older
+        ts = platform.historian.raw(platform.tag_index.id_of(path), 0, 2**62).ts
+        assert int(ts[0]) == int(stamp.timestamp() * 1000) * 1_000_000
+        wait_for(lambda: gateway.health()["status"] == "ok", 10)
+        robot = next(d for d in gateway.health()["devices"] if d["protocol"] == "opcua")  # type: ignore[attr-defined]
+        assert robot["state"] == "connected"
+    finally:
+        gateway.stop()
+        platform.stop()
+        press.stop()
+        run(server.stop())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
