@@ -14,19 +14,21 @@ import contextlib
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from pydantic import AwareDatetime
 
 from shopfloor.alarms.engine import AlarmEngine, RuleConflict, UnknownAlarm, iso
 from shopfloor.alarms.lifecycle import NotAllowed
-from shopfloor.api.deps import PlatformDep
-from shopfloor.api.responses import FastJSONResponse
-from shopfloor.api.timeparse import parse_time_ns
 from shopfloor.auth.deps import Engineer, Operator, Viewer, principal_of
 
 router = APIRouter(tags=["alarms"])
 
 
-def get_engine(platform: PlatformDep) -> AlarmEngine:
+def get_engine(request: Request) -> AlarmEngine:
+    """The platform's engine (shopfloor.api is not imported here: its app imports this router)."""
+    platform = request.app.state.platform
+    if platform.started_ns is None:
+        raise HTTPException(503, "the platform is starting or stopping")
     engine: AlarmEngine = platform.alarms
     return engine
 
@@ -44,11 +46,11 @@ def _call(fn: Any, *args: Any) -> Any:
         raise HTTPException(409, str(exc)) from None
 
 
-@router.get("/api/alarms", response_class=FastJSONResponse)
-def list_alarms(engine: EngineDep, who: Viewer, all: bool = False) -> Any:
+@router.get("/api/alarms")
+def list_alarms(engine: EngineDep, who: Viewer, all: bool = False) -> list[dict[str, Any]]:
     """Alarms that need attention (active, unacknowledged, shelved, suppressed, out of service), most urgent first;
     ``all=true`` lists every configured alarm."""
-    return FastJSONResponse(engine.alarms(include_normal=all))
+    return engine.alarms(include_normal=all)
 
 
 @router.get("/api/alarms/summary")
@@ -57,31 +59,28 @@ def summary(engine: EngineDep, who: Viewer) -> dict[str, Any]:
     return engine.summary()
 
 
-@router.get("/api/alarms/journal", response_class=FastJSONResponse)
+@router.get("/api/alarms/journal")
 def journal(
     engine: EngineDep,
     who: Viewer,
     alarm: str | None = None,
     rule: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
+    since: Annotated[AwareDatetime | None, Query(description="ISO-8601 with a zone, e.g. 2026-11-22T08:00Z")] = None,
+    until: AwareDatetime | None = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
     before_id: int | None = None,
-) -> Any:
+) -> list[dict[str, Any]]:
     """Every transition, newest first, with who, when and the value that caused it. Page with before_id."""
-    try:
-        since_ns = parse_time_ns(since) if since else None
-        until_ns = parse_time_ns(until) if until else None
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+    since_ns = int(since.timestamp() * 1e9) if since else None
+    until_ns = int(until.timestamp() * 1e9) if until else None
     rows = engine.store.journal(alarm_id=alarm, rule=rule, since_ns=since_ns, until_ns=until_ns, limit=limit,
                                 before_id=before_id)
-    return FastJSONResponse([
+    return [
         {"id": r.id, "time": iso(r.ts_ns), "ts_ns": r.ts_ns, "recorded": iso(r.recorded_ns), "alarm_id": r.alarm_id,
          "rule": r.rule, "event": r.event, "from_state": r.from_state, "to_state": r.to_state, "value": r.value,
          "user": r.user, "comment": r.comment, "priority": r.priority, "annunciated": r.annunciated}
         for r in rows
-    ])
+    ]
 
 
 @router.get("/api/alarms/rules")

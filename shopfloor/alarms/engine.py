@@ -95,6 +95,7 @@ class AlarmEngine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._closed = False
         self._next_tick = 0.0
         self.batches = self.samples = self.edges = self.transitions = self.errors = 0
         self.last_error: str | None = None
@@ -137,7 +138,10 @@ class AlarmEngine:
         self.notifier.start()
 
     def stop(self) -> None:
-        """Evaluate what is still queued (call after the writer stopped), then stop."""
+        """Evaluate what is still queued (call after the writer stopped), then stop. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
         self._stopping = True
         if self._thread is not None:
             self._thread.join(30)

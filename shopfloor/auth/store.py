@@ -76,15 +76,15 @@ CREATE TABLE IF NOT EXISTS tokens (
 class UserStore:
     """Thread-safe store of users and tokens."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, hasher: PasswordHasher | None = None) -> None:
         self.path = str(path)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
-        self._hasher = PasswordHasher()
-        self._dummy_hash = self._hasher.hash(secrets.token_hex(16))  # equal work for unknown users
+        self._hasher = hasher or PasswordHasher()  # Argon2id, RFC 9106's low-memory profile (64 MiB, t=3, p=4)
+        self._dummy: str | None = None
 
     def close(self) -> None:
         with self._lock:
@@ -153,7 +153,9 @@ class UserStore:
         """The user if the password is right and the user enabled; None otherwise (same work either way)."""
         with self._lock:
             row = self._db.execute("SELECT role, password_hash, disabled FROM users WHERE name = ?", (name,)).fetchone()
-        digest = row[1] if row else self._dummy_hash
+        if row is None and self._dummy is None:
+            self._dummy = self._hasher.hash(secrets.token_hex(16))
+        digest: str = row[1] if row else self._dummy or ""
         try:
             self._hasher.verify(digest, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
@@ -249,12 +251,12 @@ def _check_password(password: str) -> None:
         raise AuthError(f"a password needs at least {MIN_PASSWORD} characters")
 
 
-def open_user_store(path: str | Path, bootstrap_admin: str | None) -> UserStore:
+def open_user_store(path: str | Path, bootstrap_admin: str | None, hasher: PasswordHasher | None = None) -> UserStore:
     """The store; with bootstrap_admin and no user yet, that admin is created from SHOPFLOOR_ADMIN_PASSWORD."""
     import logging
     import os
 
-    store = UserStore(path)
+    store = UserStore(path, hasher)
     if bootstrap_admin and store.count() == 0:
         password = os.environ.get("SHOPFLOOR_ADMIN_PASSWORD")
         if password:

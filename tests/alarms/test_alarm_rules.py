@@ -125,7 +125,9 @@ alarms:
 """)
     tag = f"{PRESS}/state"
     h.feed(tag, [(0, 0), (60, 2), (300, 0), (400, 2), (700, 2), (1000, 2), (1100, 1)])
-    assert journal(h, "down-long") == [("activated", "unack_active", 2.0, 1000.0), ("cleared", "rtn_unack", 1.0, 1100.0)]
+    assert journal(h, "down-long") == [
+        ("activated", "unack_active", 2.0, 1000.0), ("cleared", "rtn_unack", 1.0, 1100.0),
+    ]
 
 
 def test_expression_over_several_tags(harness: Make) -> None:
