@@ -136,11 +136,11 @@ class EdgeGateway:
             from shopfloor.connectors.modbus import ModbusConnector
 
             points = [(i, t.modbus) for i, t in zip(ids, device.tags, strict=True) if t.modbus is not None]
-            return ModbusConnector(f"{device.name} (modbus {source.host}:{source.port}/{source.unit})", source, points)
+            return ModbusConnector(device.name, source, points)  # its logs and health add the endpoint
         from shopfloor.connectors.opcua import OpcUaConnector
 
         nodes = [(i, t.address or "", t.opcua) for i, t in zip(ids, device.tags, strict=True)]
-        return OpcUaConnector(f"{device.name} (opcua {source.endpoint})", source, nodes)
+        return OpcUaConnector(device.name, source, nodes)
 
     def tick(self) -> None:
         """Called now and then by the owner: samples the link metrics when due and saves the last values."""

@@ -72,7 +72,8 @@ def show_health(config: EdgeConfig, console: Console) -> int:
     table.add_column("value", justify="right")
     rows = [
         ("uplink", f"{'up' if uplink['up'] else 'DOWN'} to {uplink['broker']}"),
-        ("round trip (median, ms)", str(uplink["rtt_ms_recent_median"])),
+        ("round trip (median, ms)", "-" if uplink["rtt_ms_recent_median"] is None else
+         str(uplink["rtt_ms_recent_median"])),
         ("outages / current outage (s)", f"{uplink['outages']} / {uplink['outage_s']}"),
         ("backlog samples / bytes", f"{buffer['samples']:,} / {buffer['bytes']:,} of {buffer['max_bytes']:,}"),
         ("dropped samples (all time, policy)", f"{buffer['dropped_total']:,} ({buffer['when_full']})"),

@@ -82,7 +82,8 @@ class CountingPress:
 
 
 
-def edge_yaml(press: CountingPress, broker: str, data_dir: str, *, poll_s: float = 0.1, extra: str = "") -> str:
+def edge_yaml(press: CountingPress, broker: str, data_dir: str, *, poll_s: float = 0.1, extra: str = "",
+              max_mb: float = 16) -> str:
     return f"""\
 gateway: {{group: plant1, node: edge1}}
 mqtt:
@@ -92,7 +93,7 @@ mqtt:
   reconnect_min_s: 0.2
   reconnect_max_s: 1
   drain_s: 10
-buffer: {{data_dir: "{data_dir}", max_mb: 16}}
+buffer: {{data_dir: "{data_dir}", max_mb: {max_mb}}}
 link: {{interval_s: 0.5}}
 devices:
   - name: press1

@@ -112,6 +112,33 @@ def test_a_backlog_on_disk_is_sent_after_a_restart(
     assert np.all(np.diff(ts) > 0)
 
 
+def test_a_full_buffer_drops_the_oldest_and_counts_them(
+    platform: Platform, mosquitto: Mosquitto, press: CountingPress, tmp_path: Path
+) -> None:
+    tiny = 40 * 21 / 2**20  # room for 40 samples
+    nowhere = f"mqtt://127.0.0.1:{free_port()}"
+    offline = EdgeGateway(parse_edge_config(edge_yaml(press, nowhere, str(tmp_path / "edge"), max_mb=tiny, poll_s=0.05)))
+    offline.start()
+    wait_for(lambda: offline.buffer.stats().dropped_total >= 40, 15)
+    stats = offline.buffer.stats()
+    assert stats.bytes <= 40 * 21 and stats.samples >= 20
+    offline.stop()
+
+    online = EdgeGateway(parse_edge_config(edge_yaml(press, mosquitto.url, str(tmp_path / "edge"), max_mb=tiny)))
+    online.start()
+    try:
+        assert online.buffer.stats().dropped_total >= 40  # the count survives the restart
+        wait_for(lambda: len(good_values(platform, TAG.format("reads"))) >= 30, 20)
+        online.sample_link()
+        wait_for(lambda: max(good_values(platform, LINK.format("dropped_samples")) or [0]) >= 40, 10)
+    finally:
+        online.stop()
+    reads = good_values(platform, TAG.format("reads"))
+    first = int(reads[0])
+    assert first > 1  # the oldest reads were dropped to make room ...
+    assert reads == [float(v) for v in range(first, first + len(reads))]  # ... and the rest arrived, in order
+
+
 def test_an_opcua_device_is_forwarded_with_its_source_timestamps(mosquitto: Mosquitto, tmp_path: Path) -> None:
     """asyncua's server on a thread of its own; the gateway subscribes and forwards each change."""
     loop = asyncio.new_event_loop()
