@@ -117,7 +117,8 @@ def test_a_full_buffer_drops_the_oldest_and_counts_them(
 ) -> None:
     tiny = 40 * 21 / 2**20  # room for 40 samples
     nowhere = f"mqtt://127.0.0.1:{free_port()}"
-    offline = EdgeGateway(parse_edge_config(edge_yaml(press, nowhere, str(tmp_path / "edge"), max_mb=tiny, poll_s=0.05)))
+    fast = edge_yaml(press, nowhere, str(tmp_path / "edge"), max_mb=tiny, poll_s=0.05)
+    offline = EdgeGateway(parse_edge_config(fast))
     offline.start()
     wait_for(lambda: offline.buffer.stats().dropped_total >= 40, 15)
     stats = offline.buffer.stats()
