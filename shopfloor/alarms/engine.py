@@ -99,6 +99,7 @@ class AlarmEngine:
         self._next_tick = 0.0
         self.batches = self.samples = self.edges = self.transitions = self.errors = 0
         self.last_error: str | None = None
+        self.rejected_rules = 0
         self.eval_s_max = 0.0
         self._detector: Detector
         self._defs: dict[str, AlarmDef] = {}
@@ -367,9 +368,13 @@ class AlarmEngine:
         raise UnknownAlarm(f"no rule {name!r}")
 
     def validate_rule(self, definition: dict[str, Any]) -> RuleBase:
-        """A rule from the API, checked against the running plant (ValueError says what is wrong)."""
-        with validating_against(known_tags_of(self.model)):
-            return RULE_ADAPTER.validate_python(definition)
+        """A rule from the API, checked against the running plant (ValueError says what is wrong; counted)."""
+        try:
+            with validating_against(known_tags_of(self.model)):
+                return RULE_ADAPTER.validate_python(definition)
+        except ValueError:
+            self.rejected_rules += 1
+            raise
 
     def put_rule(self, rule: RuleBase, user: str | None, *, create: bool) -> None:
         with self._lock:
@@ -509,7 +514,7 @@ class AlarmEngine:
             return {
                 "rules": len(self._rules()), "alarms": len(self._detector.alarms), "active": active,
                 "batches": self.batches, "samples": self.samples, "edges": self.edges,
-                "transitions": self.transitions, "dropped_batches": self._sub.dropped if self._sub else 0,
+                "transitions": self.transitions, "rejected_rules": self.rejected_rules, "dropped_batches": self._sub.dropped if self._sub else 0,
                 "pending_delays": self._bank.pending, "errors": self.errors, "last_error": self.last_error,
                 "eval_ms_max": round(self.eval_s_max * 1e3, 3), "notify": self.notifier.health(),
             }

@@ -86,3 +86,22 @@ def test_bootstrap_admin_from_the_environment(tmp_path: Path, monkeypatch: pytes
     s = open_user_store(tmp_path / "auth.sqlite", "root", FAST)  # users exist: nothing is created or changed
     assert s.authenticate("root", "first admin pw") is not None and s.count() == 1
     s.close()
+
+
+def test_command_line_adds_users_and_prints_tokens(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from shopfloor.auth.__main__ import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["add-user", "root", "--role", "admin", "--data-dir", str(tmp_path)],
+                      input="admin password\nadmin password\n")
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["token", "root", "--label", "ci", "--data-dir", str(tmp_path)])
+    assert r.exit_code == 0 and r.output.startswith("sft_")
+    s = UserStore(tmp_path / "auth.sqlite", FAST)
+    assert s.verify_token(r.output.strip()) == Principal("root", Role.ADMIN, "token", 1)
+    s.close()
+    r = runner.invoke(app, ["token", "nobody", "--data-dir", str(tmp_path)])
+    assert r.exit_code == 1 and "no user 'nobody'" in r.output
+    assert "root\tadmin" in runner.invoke(app, ["list", "--data-dir", str(tmp_path)]).output
