@@ -68,6 +68,12 @@ class TrendPage {
     this.offSamples = live.onSamples((msg) => this.onSamples(msg));
     this.onTheme = () => this.draw();
     this.onReconnected = () => this.load();
+    let resizing = null;
+    this.onResize = () => {
+      clearTimeout(resizing);
+      resizing = setTimeout(() => { if (this.bucket && this.window().bucket !== this.bucket) this.load(); }, 300);
+    };
+    window.addEventListener("resize", this.onResize);
     window.addEventListener("themechange", this.onTheme);
     window.addEventListener("reconnected", this.onReconnected);
     live.setTags(this.tags.map((t) => t.path));
@@ -79,6 +85,7 @@ class TrendPage {
       clearInterval(this.timer);
       window.removeEventListener("themechange", this.onTheme);
       window.removeEventListener("reconnected", this.onReconnected);
+      window.removeEventListener("resize", this.onResize);
       if (this.chart && window.Plotly) window.Plotly.purge(this.chart);
     };
   }
