@@ -38,6 +38,8 @@ async function route() {
     return;
   }
   document.getElementById("site-name").textContent = catalog.tree.description || catalog.tree.name;
+  const trends = document.querySelector('.tabs a[data-page="equipment"]');
+  if (r.name === "equipment" && r.path && catalog.nodes.has(r.path)) trends.href = `#/equipment/${encodeURI(r.path)}`;
   const page = PAGES[r.name];
   document.title = `${page.title(r)} · shopfloor`;
   root.innerHTML = "";

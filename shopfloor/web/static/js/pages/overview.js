@@ -19,6 +19,11 @@ export function mount(el) {
       <aside class="panel tree" aria-label="Asset tree">
         <div class="panel-head"><h2>Plant</h2><span class="spacer"></span><span class="faint" id="tree-count"></span></div>
         <div class="panel-body" id="tree"></div>
+        <div class="legend" aria-label="Colours">
+          <span><i style="background:var(--running)"></i>running</span><span><i style="background:var(--idle)"></i>idle</span>
+          <span><i style="background:var(--down)"></i>down</span><span><i style="background:var(--setup)"></i>setup</span>
+          <span title="Equipment that sent nothing for a while"><i style="background:var(--stale)"></i>stale<span id="stale-after"></span></span>
+        </div>
       </aside>
       <section>
         <div class="kpis" id="kpis"></div>
@@ -231,6 +236,7 @@ export function mount(el) {
       data = body;
       byPath = new Map(data.equipment.map((e) => [e.path, e]));
       if (first || !treeEl.firstChild) renderTree();
+      el.querySelector("#stale-after").textContent = ` (no data for ${duration(data.stale_after_ms)})`;
       renderGroups();
       refresh();
     } catch (err) {
