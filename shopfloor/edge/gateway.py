@@ -187,7 +187,8 @@ class EdgeGateway:
         if self._uplink is not None:
             self._uplink.stop(self.config.mqtt.drain_s)
         if self._catalog is not None:
-            self.write_health()
+            if self._uplink is not None and self._spool is not None:
+                self.write_health()
             self._catalog.close()
             self._catalog = None
         if self._buffer is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -36,10 +37,17 @@ def run_edge(config_path: Path, console: Console, *, health: bool = False, print
     def on_term(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    try:
+        gateway.start()
+    except (OSError, sqlite3.Error) as exc:  # an unwritable or broken data directory
+        gateway.stop()
+        console.print(f"[bold red]error:[/] cannot open the buffer in {escape(str(gateway.data_dir))}: "
+                      f"{escape(str(exc))}", highlight=False, soft_wrap=True)
+        return 1
     previous = signal.signal(signal.SIGTERM, on_term)
-    gateway.start()
     console.print(f"[bold green]shopfloor edge[/] {config.gateway.group}/{config.gateway.node} forwarding to "
-                  f"{config.mqtt.broker}; buffer in {gateway.data_dir.resolve()}; Ctrl-C stops it", highlight=False)
+                  f"{config.mqtt.broker}; buffer in {gateway.data_dir.resolve()}; Ctrl-C stops it",
+                  highlight=False, soft_wrap=True)
     try:
         next_health = 0.0
         while not stop.wait(min(0.25, config.link.interval_s)):

@@ -66,3 +66,11 @@ def test_health_without_a_running_gateway_says_so(tmp_path: Path) -> None:
     (tmp_path / "data" / "health.json").write_text(json.dumps(summary))
     result = CliRunner().invoke(app, ["edge", "--config", str(config), "--health"])
     assert result.exit_code == 1 and "not running?" in result.output
+
+
+def test_an_unusable_data_directory_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    config = write(tmp_path)
+    (tmp_path / "data").write_text("a file where the directory should be")
+    result = CliRunner().invoke(app, ["edge", "--config", str(config)])
+    assert result.exit_code == 1 and "cannot open the buffer" in result.output
+    assert "Traceback" not in result.output
