@@ -265,13 +265,13 @@ class Uplink:
         self._rebirth = False
         client.subscribe(self._topic_ncmd, qos=1)
         historical_until = self.buffer.last_id  # rows up to here were read before this session: backlog
-        self._publish_births(client)
-        self.sessions += 1
         if self.link.down_since is not None:
             log.info("uplink to %s up (bdSeq %d) after %.1f s; backlog %d samples", cfg.broker, self._bdseq,
                      self.link.outage_s(), self.buffer.stats().samples)
-        self.link.up, self.link.down_since, self.link.last_error = True, None, None
+        self.link.up, self.link.down_since, self.link.last_error = True, None, None  # the NBIRTH says so
         self.link.connected_since_ns = time.time_ns()
+        self._publish_births(client)
+        self.sessions += 1
         cursor = 0
         while not self._lost:
             client.loop(0.02)

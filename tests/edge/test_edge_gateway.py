@@ -19,7 +19,7 @@ from edge_helpers import CountingPress, edge_yaml, plant_yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from shopfloor.config import parse_plant_config
-from shopfloor.connectors.mqtt.sparkplug import encode_rebirth_request
+from shopfloor.connectors.mqtt.sparkplug import decode_payload, encode_rebirth_request
 from shopfloor.core.net import free_port
 from shopfloor.core.samples import Quality
 from shopfloor.edge.config import parse_edge_config
@@ -66,13 +66,23 @@ def test_samples_and_link_metrics_reach_the_platform(
 
         births = gateway.uplink.births
         asker = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="rebirth-asker")
+        births_seen: list[bytes] = []
+        asker.on_message = lambda c, u, msg: births_seen.append(bytes(msg.payload))
         asker.connect(mosquitto.host, mosquitto.port)
+        asker.subscribe("spBv1.0/plant1/NBIRTH/edge1", qos=1)
         asker.loop_start()
+        time.sleep(0.3)  # the subscription is in place before the rebirth is asked for
         asker.publish("spBv1.0/plant1/NCMD/edge1", encode_rebirth_request(int(time.time() * 1000)), qos=1)
         asker.publish("spBv1.0/plant1/NCMD/edge1", b"\xff\xff not protobuf", qos=1)
         wait_for(lambda: gateway.uplink.births == births + 1 and gateway.uplink.command_errors == 1, 10)
+        wait_for(lambda: births_seen, 5)
         asker.loop_stop()
         asker.disconnect()
+        birth = decode_payload(births_seen[0])
+        assert birth.seq == 0 and birth.names is not None
+        values = dict(zip(birth.names, birth.value.tolist(), strict=True))
+        assert values["bdSeq"] == gateway.uplink.health()["bdseq"] and values["link_up"] == 1.0
+        assert values["link_outage_s"] == 0.0 and values["samples_read"] > 0
 
         count = len(good_values(platform, TAG.format("reads")))
         wait_for(lambda: len(good_values(platform, TAG.format("reads"))) > count + 5, 10)
