@@ -159,6 +159,7 @@ class Detector:
         size = len(index.paths)
         self.has_rule = np.zeros(size, np.bool_)
         self.slot_state = np.zeros(0, np.bool_)
+        self.has_rate = False
 
     @classmethod
     def build(
@@ -231,6 +232,7 @@ class Detector:
         self.member_keys = np.array(sorted(keys), np.int64)
         self.slot_count = np.bincount(self.slot_tag, minlength=size).astype(np.int64)
         self.slot_start = (np.cumsum(self.slot_count) - self.slot_count).astype(np.int64)
+        self.has_rate = bool((self.slot_src != SRC_VALUE).any())
 
     # ------------------------------------------------------------------------------------------------------------
 
@@ -258,9 +260,13 @@ class Detector:
         keep &= batch.ts > mem.last_ts[tid_c]
         if not keep.any():
             return RawEdges.empty()
-        tid, ts, val = tid[keep], batch.ts[keep], batch.value[keep]
-        order = np.lexsort((ts, tid))
-        tid, ts, val = tid[order], ts[order], val[order]
+        kept_tid, kept_ts = tid[keep], batch.ts[keep]
+        order = np.argsort(kept_tid, kind="stable")  # a batch arrives in time order per tag, as a rule
+        tid, ts = kept_tid[order], kept_ts[order]
+        if ((ts[1:] < ts[:-1]) & (tid[1:] == tid[:-1])).any():  # else sort by time too
+            order = np.lexsort((kept_ts, kept_tid))
+            tid, ts = kept_tid[order], kept_ts[order]
+        val = batch.value[keep][order]
         n = len(tid)
         first = np.empty(n, np.bool_)
         first[0] = True
@@ -274,9 +280,11 @@ class Detector:
         prev_t = np.empty(n, np.int64)
         prev_t[1:] = ts[:-1]
         prev_t[first] = mem.last_ts[tid[first]]
-        with np.errstate(all="ignore"):
-            dt = np.where(prev_t == NEVER, 0, ts - prev_t).astype(np.float64) / 1e9
-            rate = np.where(dt > 0, (val - prev_v) / np.where(dt > 0, dt, 1.0), np.nan)
+        rate = val  # only read by rate slots
+        if self.has_rate:
+            with np.errstate(all="ignore"):
+                dt = np.where(prev_t == NEVER, 0, ts - prev_t).astype(np.float64) / 1e9
+                rate = np.where(dt > 0, (val - prev_v) / np.where(dt > 0, dt, 1.0), np.nan)
 
         parts = [self._slots(tid, ts, val, rate)]
         parts += [self._stuck_edges(st, tid, ts, val, prev_v) for st in self._stuck if self._present(tid, st.tag)]
@@ -303,14 +311,19 @@ class Detector:
         slot = self.slot_start[tid[rows]] + offs
         o = np.argsort(slot, kind="stable")  # (slot, time): rows are already in time order within a tag
         rows, slot = rows[o], slot[o]
-        src = self.slot_src[slot]
-        r = rate[rows]
-        x = np.select([src == SRC_RATE, src == SRC_NEG_RATE, src == SRC_ABS_RATE], [r, -r, np.abs(r)], val[rows])
+        x = val[rows]
+        if self.has_rate:
+            src = self.slot_src[slot]
+            r = rate[rows]
+            x = np.select([src == SRC_RATE, src == SRC_NEG_RATE, src == SRC_ABS_RATE], [r, -r, np.abs(r)], x)
         kind = self.slot_kind[slot]
         thr, db = self.slot_thr[slot], self.slot_db[slot]
-        integral = np.isfinite(x) & (x == np.round(x)) & (np.abs(x) < _CODE_OFFSET)
-        codes = np.where(integral, x, 0).astype(np.int64)
-        member = integral & np.isin(self.slot_target[slot] * 2**32 + codes + _CODE_OFFSET, self.member_keys)
+        if len(self.member_keys):
+            integral = np.isfinite(x) & (x == np.round(x)) & (np.abs(x) < _CODE_OFFSET)
+            codes = np.where(integral, x, 0).astype(np.int64)
+            member = integral & np.isin(self.slot_target[slot] * 2**32 + codes + _CODE_OFFSET, self.member_keys)
+        else:
+            member = np.zeros(len(x), np.bool_)
         with np.errstate(invalid="ignore"):
             set_ = np.where(kind == HIGH, x >= thr, np.where(kind == LOW, x <= thr, member))
             reset = np.where(kind == HIGH, x < thr - db, np.where(kind == LOW, x > thr + db, ~member & ~np.isnan(x)))
