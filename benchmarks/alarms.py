@@ -156,8 +156,9 @@ def run_case(case: str, args: argparse.Namespace, broker: Mosquitto, rate: float
     lat = np.array(latencies)
     p50, p99, mx = (float(np.percentile(lat, 50)), float(np.percentile(lat, 99)), float(lat.max())) if len(lat) else (
         None, None, None)
-    return CaseResult(case, args.rules, rate, committed_rate, probes, len(latencies), p50, p99, mx,
-                      commit_p50, commit_p99, health["eval_ms_max"], health["dropped_batches"], health["samples"]), latencies
+    result = CaseResult(case, args.rules, rate, committed_rate, probes, len(latencies), p50, p99, mx, commit_p50,
+                        commit_p99, health["eval_ms_max"], health["dropped_batches"], health["samples"])
+    return result, latencies
 
 
 def plot(out: Path, curves: dict[str, list[float]]) -> Path:

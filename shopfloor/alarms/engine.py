@@ -514,7 +514,8 @@ class AlarmEngine:
             return {
                 "rules": len(self._rules()), "alarms": len(self._detector.alarms), "active": active,
                 "batches": self.batches, "samples": self.samples, "edges": self.edges,
-                "transitions": self.transitions, "rejected_rules": self.rejected_rules, "dropped_batches": self._sub.dropped if self._sub else 0,
+                "transitions": self.transitions, "rejected_rules": self.rejected_rules,
+                "dropped_batches": self._sub.dropped if self._sub else 0,
                 "pending_delays": self._bank.pending, "errors": self.errors, "last_error": self.last_error,
                 "eval_ms_max": round(self.eval_s_max * 1e3, 3), "notify": self.notifier.health(),
             }
