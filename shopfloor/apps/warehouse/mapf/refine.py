@@ -1,13 +1,13 @@
 """Large neighbourhood search (MAPF-LNS, Li et al. 2021) that lowers the sum of costs of a valid solution.
 
-Each step takes a few agents, removes their paths and replans them one after another with space-time A*
-around everyone else's fixed paths (prioritised planning in a random order). The new paths are kept only
+Each step takes a few agents, removes their paths and replans them one after another with safe-interval
+path planning (SIPP) around everyone else's fixed paths (prioritised planning). The new paths are kept only
 if their summed cost is lower, so the solution stays valid and never gets worse. Neighbourhoods come
-from two rules, picked adaptively by how often they pay: the agents in the way of one delayed agent's
-shortest path, and random delayed agents.
+from two rules, picked adaptively by how often they pay: one delayed agent (planned first) with the agents
+that cross its goal after it could have arrived or stand on its shortest path, and random delayed agents.
 
-The occupancy table ``occ[t, v]`` (agent at vertex v at time t, -1 if none) makes each conflict test
-O(1); beyond the horizon every agent rests at its goal, so A* folds all later times into one layer.
+The occupancy table ``occ[v, t]`` (agent at vertex v at time t, -1 if none) makes each conflict test
+O(1); beyond the horizon every agent rests at its goal, so the search folds all later times into one layer.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ R_HORIZON, R_STAMP, R_NODES = 0, 1, 2
 def _occ_set(occ: NDArray[np.int32], paths: NDArray[np.int32], horizon: int, a: int, value: int) -> None:
     for t in range(horizon + 1):
         v = paths[t, a]
-        if value != -1 or occ[t, v] == a:
-            occ[t, v] = value
+        if value != -1 or occ[v, t] == a:
+            occ[v, t] = value
 
 
 @numba.njit(cache=True, nogil=True)
@@ -37,37 +37,67 @@ def _extend(occ: NDArray[np.int32], paths: NDArray[np.int32], meta: NDArray[np.i
     """Everyone waits at their last cell from the old horizon up to ``new_horizon``."""
     h = meta[R_HORIZON]
     for t in range(h + 1, new_horizon + 1):
-        occ[t] = occ[h]
+        occ[:, t] = occ[:, h]
         paths[t] = paths[h]
     meta[R_HORIZON] = new_horizon
 
 
+_INF = 1 << 30
+
+
 @numba.njit(cache=True, nogil=True)
-def _astar(a: int, start: int, goal: int, occ: NDArray[np.int32], paths: NDArray[np.int32],
-           meta: NDArray[np.int64], dist: NDArray[np.int32], neighbors: NDArray[np.int32],
-           degree: NDArray[np.int32], visited: NDArray[np.int32], node_v: NDArray[np.int32],
-           node_t: NDArray[np.int32], node_parent: NDArray[np.int32], heap_key: NDArray[np.int64],
-           heap_id: NDArray[np.int32], max_cost: int) -> int:
-    """Shortest path of agent ``a`` around the agents in ``occ``, written to ``paths[:, a]``; its cost or -1."""
+def _tail(occ: NDArray[np.int32], horizon: int, u: int, tail_from: NDArray[np.int32], tail_stamp: NDArray[np.int32],
+          stamp: int) -> int:
+    """Start of ``u``'s last run (free or held) that lasts for ever, cached for this search."""
+    if tail_stamp[u] != stamp:
+        busy = occ[u, horizon] != -1
+        k = horizon
+        while k > 0 and (occ[u, k - 1] != -1) == busy:
+            k -= 1
+        tail_from[u] = k
+        tail_stamp[u] = stamp
+    return int(tail_from[u])
+
+
+@numba.njit(cache=True, nogil=True)
+def _free_until(occ: NDArray[np.int32], horizon: int, u: int, t: int, tail_from: NDArray[np.int32],
+                tail_stamp: NDArray[np.int32], stamp: int) -> int:
+    """Last time of the free run of ``u`` that contains free time ``t`` (_INF if it never ends)."""
+    if occ[u, horizon] == -1 and t >= _tail(occ, horizon, u, tail_from, tail_stamp, stamp):
+        return _INF
+    k = t
+    while k <= horizon and occ[u, k] == -1:
+        k += 1
+    return _INF if k > horizon else k - 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _sipp(a: int, start: int, goal: int, occ: NDArray[np.int32], paths: NDArray[np.int32],
+          meta: NDArray[np.int64], dist: NDArray[np.int32], neighbors: NDArray[np.int32],
+          degree: NDArray[np.int32], visited: NDArray[np.int32], node_v: NDArray[np.int32],
+          node_t: NDArray[np.int32], node_parent: NDArray[np.int32], node_end: NDArray[np.int32],
+          heap_key: NDArray[np.int64], heap_id: NDArray[np.int32], tail_from: NDArray[np.int32],
+          tail_stamp: NDArray[np.int32], max_cost: int, weight4: int) -> int:
+    """Safe-interval path planning (Phillips & Likhachev 2011) for agent ``a`` around the agents in ``occ``.
+
+    A state is a vertex and one of its safe (free) intervals, reached at the earliest time; waiting is
+    implicit, so the waits that congestion forces cost no extra states. Writes ``paths[:, a]`` and returns
+    the cost (time of arrival in the goal's endless interval), or -1 if nothing costing at most ``max_cost``
+    was found within the node budget. The open list is ordered by arrival + (weight4 / 4) * distance left:
+    4 is plain A*, more dives towards the goal (bounded-suboptimal, far fewer states when congestion forces waits).
+    """
     horizon = meta[R_HORIZON]
-    t_cap = occ.shape[0] - 1
-    last_other = -1  # the agent may stop at its goal only after everyone else has passed it for good
-    for t in range(horizon, -1, -1):
-        if occ[t, goal] != -1:
-            last_other = t
-            break
-    if last_other == horizon:
+    t_cap = occ.shape[1] - 1
+    if horizon + 1 > t_cap or occ[start, 0] != -1:
         return -1
     meta[R_STAMP] += 1
     stamp = meta[R_STAMP]
     cap = node_v.shape[0]
     n_nodes, n_heap = 1, 1
     node_v[0], node_t[0], node_parent[0] = start, 0, -1
-    h0 = dist[a, start]
-    heap_key[0], heap_id[0] = (np.int64(max(h0, last_other + 1)) << 40) | (np.int64(h0) << 20), 0
+    node_end[0] = _free_until(occ, horizon, start, 0, tail_from, tail_stamp, stamp)
+    heap_key[0], heap_id[0] = (np.int64(weight4 * dist[a, start]) << 40) | (np.int64(dist[a, start]) << 20), 0
     while n_heap > 0:
-        meta[R_NODES] = n_nodes
-        # pop the minimum
         n = heap_id[0]
         n_heap -= 1
         last_key, last_id = heap_key[n_heap], heap_id[n_heap]
@@ -84,54 +114,65 @@ def _astar(a: int, start: int, goal: int, occ: NDArray[np.int32], paths: NDArray
             pos = child
         if n_heap > 0:
             heap_key[pos], heap_id[pos] = last_key, last_id
-        v, t = node_v[n], node_t[n]
-        layer = min(t, horizon + 1)
+        v, t, end = node_v[n], node_t[n], node_end[n]
+        layer = min(end, horizon + 1)
         if visited[layer, v] == stamp:
             continue
         visited[layer, v] = stamp
-        if v == goal and t > last_other:
+        meta[R_NODES] = n_nodes
+        if v == goal and end == _INF:
             if t > horizon:
                 if t > t_cap:
                     return -1
                 _extend(occ, paths, meta, t)
-            for tt in range(t + 1, meta[R_HORIZON] + 1):
+            for tt in range(t, meta[R_HORIZON] + 1):
                 paths[tt, a] = goal
-            while n != -1:
-                paths[node_t[n], a] = node_v[n]
-                n = node_parent[n]
+            while node_parent[n] != -1:
+                p = node_parent[n]
+                for tt in range(node_t[p], node_t[n]):
+                    paths[tt, a] = node_v[p]
+                n = p
             return int(t)
-        if max(t + dist[a, v], last_other + 1) > max_cost:  # the f of this node: nothing cheaper is left
-            return -1
-        r0, r1 = min(t, horizon), min(t + 1, horizon)
-        for k in range(degree[v] + 1):
-            u = neighbors[v, k] if k < degree[v] else v
-            if dist[a, u] < 0 or occ[r1, u] != -1:
-                continue
-            j = occ[r0, u]
-            if j != -1 and u != v and occ[r1, v] == j:
-                continue
-            nl = min(t + 1, horizon + 1)
-            if visited[nl, u] == stamp:
-                continue
+        last_depart = end if end < _INF else _INF - 2
+        for k in range(degree[v]):
+            u = neighbors[v, k]
             h = dist[a, u]
-            f = max(t + 1 + h, last_other + 1)  # it cannot stop before the goal is clear for good
-            if f > max_cost:
+            if h < 0:
                 continue
-            if n_nodes >= cap:
-                return -1
-            node_v[n_nodes], node_t[n_nodes], node_parent[n_nodes] = u, t + 1, n
-            # ties on f: nearer the goal first, then later in time (dives instead of spreading out)
-            key = (np.int64(f) << 40) | (np.int64(h) << 20) | np.int64(0xFFFFF - min(t + 1, 0xFFFFF))
-            pos = n_heap
-            n_heap += 1
-            while pos > 0:
-                parent = (pos - 1) // 2
-                if heap_key[parent] <= key:
+            arrive = t + 1
+            while arrive <= last_depart + 1 and arrive + h <= max_cost:
+                row = min(arrive, horizon)
+                if occ[u, row] != -1:
+                    if arrive > horizon or (occ[u, horizon] != -1
+                                            and arrive >= _tail(occ, horizon, u, tail_from, tail_stamp, stamp)):
+                        break  # held for good
+                    arrive += 1
+                    continue
+                j = occ[u, min(arrive - 1, horizon)]
+                if j != -1 and occ[v, row] == j:  # would swap with j: leave one step later
+                    arrive += 1
+                    continue
+                u_end = (_free_until(occ, horizon, u, arrive, tail_from, tail_stamp, stamp) if arrive <= horizon
+                         else _INF)
+                if visited[min(u_end, horizon + 1), u] != stamp:
+                    if n_nodes >= cap:
+                        return -1
+                    node_v[n_nodes], node_t[n_nodes], node_parent[n_nodes], node_end[n_nodes] = u, arrive, n, u_end
+                    key = ((np.int64(4 * arrive + weight4 * h) << 40) | (np.int64(h) << 20)
+                           | np.int64(0xFFFFF - min(arrive, 0xFFFFF)))
+                    pos = n_heap
+                    n_heap += 1
+                    while pos > 0:
+                        parent = (pos - 1) // 2
+                        if heap_key[parent] <= key:
+                            break
+                        heap_key[pos], heap_id[pos] = heap_key[parent], heap_id[parent]
+                        pos = parent
+                    heap_key[pos], heap_id[pos] = key, n_nodes
+                    n_nodes += 1
+                if u_end >= _INF:
                     break
-                heap_key[pos], heap_id[pos] = heap_key[parent], heap_id[parent]
-                pos = parent
-            heap_key[pos], heap_id[pos] = key, n_nodes
-            n_nodes += 1
+                arrive = u_end + 2  # u_end + 1 is taken; the next free run starts later
     return -1
 
 
@@ -141,7 +182,9 @@ def _replan_group(group: NDArray[np.int32], starts: NDArray[np.int32], goals: ND
                   paths: NDArray[np.int32], saved: NDArray[np.int32], meta: NDArray[np.int64],
                   dist: NDArray[np.int32], neighbors: NDArray[np.int32], degree: NDArray[np.int32],
                   visited: NDArray[np.int32], node_v: NDArray[np.int32], node_t: NDArray[np.int32],
-                  node_parent: NDArray[np.int32], heap_key: NDArray[np.int64], heap_id: NDArray[np.int32]) -> int:
+                  node_parent: NDArray[np.int32], node_end: NDArray[np.int32], heap_key: NDArray[np.int64],
+                  heap_id: NDArray[np.int32], tail_from: NDArray[np.int32], tail_stamp: NDArray[np.int32],
+                  weight4: int) -> int:
     """Replan ``group`` in its order; keep the result if the group's summed cost drops.
 
     Returns the gain (> 0), 0 when the new paths cost no less, or -(k + 1) when the k-th agent of the group
@@ -162,8 +205,8 @@ def _replan_group(group: NDArray[np.int32], starts: NDArray[np.int32], goals: ND
         budget = old_sum - 1 - new_sum - lb_left  # the most this agent may cost and still gain
         if budget < lower[a]:
             break
-        c = _astar(a, starts[a], goals[a], occ, paths, meta, dist, neighbors, degree, visited, node_v, node_t,
-                   node_parent, heap_key, heap_id, budget)
+        c = _sipp(a, starts[a], goals[a], occ, paths, meta, dist, neighbors, degree, visited, node_v, node_t,
+                  node_parent, node_end, heap_key, heap_id, tail_from, tail_stamp, budget, weight4)
         if c < 0:
             break
         new_sum += c
@@ -205,7 +248,7 @@ def _in_the_way(a: int, start: int, occ: NDArray[np.int32], meta: NDArray[np.int
                 goal_v = neighbors[goal_v, k]
                 break
     for t in range(horizon, dist[a, start] - 1, -1):
-        j = occ[t, goal_v]
+        j = occ[goal_v, t]
         if j != -1 and j != a and count < out.shape[0]:
             seen = False
             for k in range(count):
@@ -219,7 +262,7 @@ def _in_the_way(a: int, start: int, occ: NDArray[np.int32], meta: NDArray[np.int
     rng = seed | 1
     while True:
         for r in (min(t, horizon), min(t + 1, horizon)):
-            j = occ[r, v]
+            j = occ[v, r]
             if j != -1 and j != a and count < out.shape[0]:
                 seen = False
                 for k in range(count):
@@ -250,8 +293,8 @@ class Refiner:
     """LNS over a valid solution; ``run`` improves it until a deadline and returns the new paths."""
 
     def __init__(self, graph: GridGraph, starts: NDArray[np.int32], goals: NDArray[np.int32],
-                 dist: NDArray[np.int32], paths: NDArray[np.int32], seed: int = 0, group_size: int = 8,
-                 node_cap: int = 1 << 15, horizon_hint: int = 0) -> None:
+                 dist: NDArray[np.int32], paths: NDArray[np.int32], seed: int = 0, group_size: int = 4,
+                 node_cap: int = 8192, weight4: int = 6) -> None:
         n = len(starts)
         self.graph = graph
         self.starts = np.ascontiguousarray(starts, dtype=np.int32)
@@ -259,12 +302,12 @@ class Refiner:
         self.dist = dist
         self.lower = dist[np.arange(n), self.starts].astype(np.int32)
         horizon = paths.shape[0] - 1
-        t_cap = 2 * max(horizon, horizon_hint) + 64
+        t_cap = 2 * horizon + 64
         self.paths = np.empty((t_cap + 1, n), dtype=np.int32)
         self.paths[:horizon + 1] = paths
-        self.occ = np.full((t_cap + 1, graph.num_vertices), -1, dtype=np.int32)
+        self.occ = np.full((graph.num_vertices, t_cap + 1), -1, dtype=np.int32)
         rows = np.repeat(np.arange(horizon + 1), n)
-        self.occ[rows, paths.reshape(-1)] = np.tile(np.arange(n, dtype=np.int32), horizon + 1)
+        self.occ[paths.reshape(-1), rows] = np.tile(np.arange(n, dtype=np.int32), horizon + 1)
         self.meta = np.zeros(4, dtype=np.int64)
         self.meta[R_HORIZON] = horizon
         away = paths != self.goals[None, :]
@@ -274,6 +317,9 @@ class Refiner:
         self.node_v = np.empty(cap, dtype=np.int32)
         self.node_t = np.empty(cap, dtype=np.int32)
         self.node_parent = np.empty(cap, dtype=np.int32)
+        self.node_end = np.empty(cap, dtype=np.int32)
+        self.tail_from = np.zeros(graph.num_vertices, dtype=np.int32)
+        self.tail_stamp = np.zeros(graph.num_vertices, dtype=np.int32)
         self.heap_key = np.empty(cap, dtype=np.int64)
         self.heap_id = np.empty(cap, dtype=np.int32)
         self.group_size = min(group_size, n)
@@ -281,37 +327,8 @@ class Refiner:
         self.rng = np.random.default_rng(seed)
         self.weights = np.ones(2)
         self.iterations = 0
-        self.pp_attempts = 0
+        self.weight4 = weight4
         self.accepted = 0
-
-    @classmethod
-    def prioritized(cls, graph: GridGraph, starts: NDArray[np.int32], goals: NDArray[np.int32],
-                    dist: NDArray[np.int32], order: NDArray[np.int32], seed: int = 0, group_size: int = 8,
-                    node_cap: int = 1 << 15, restarts: int = 10, deadline: float = float("inf")) -> Refiner | None:
-        """Prioritised planning: every agent in ``order`` by space-time A* around those before it.
-
-        PP is incomplete: when an agent finds no path, it goes first and PP starts again, up to ``restarts``
-        times or the deadline. Returns a Refiner over the solution, or None.
-        """
-        n = len(starts)
-        waiting = np.asarray(starts, dtype=np.int32)[None, :]
-        self = cls(graph, starts, goals, dist, waiting, seed=seed, group_size=group_size, node_cap=node_cap,
-                   horizon_hint=int(dist[np.arange(n), starts].max()))
-        self.costs[:] = np.iinfo(np.int32).max // (2 * n)  # the unplanned: any path is an improvement
-        saved = np.empty((self.paths.shape[0], n), dtype=np.int32)
-        order = np.ascontiguousarray(order, dtype=np.int32)
-        for _ in range(restarts + 1):
-            gain = _replan_group(order, self.starts, self.goals, self.lower, self.costs, self.occ, self.paths,
-                                 saved, self.meta, self.dist, graph.neighbors, graph.degree, self.visited,
-                                 self.node_v, self.node_t, self.node_parent, self.heap_key, self.heap_id)
-            self.pp_attempts += 1
-            if gain > 0:
-                return self
-            if time.perf_counter() > deadline:
-                break
-            failed = -gain - 1  # plan the agent that got stuck first next time
-            order = np.ascontiguousarray(np.concatenate(([order[failed]], np.delete(order, failed))))
-        return None
 
     @property
     def soc(self) -> int:
@@ -349,8 +366,8 @@ class Refiner:
         group = self._group(rule)
         gain = int(_replan_group(group, self.starts, self.goals, self.lower, self.costs, self.occ, self.paths,
                                  self.saved, self.meta, self.dist, self.graph.neighbors, self.graph.degree,
-                                 self.visited, self.node_v, self.node_t, self.node_parent, self.heap_key,
-                                 self.heap_id))
+                                 self.visited, self.node_v, self.node_t, self.node_parent, self.node_end,
+                                 self.heap_key, self.heap_id, self.tail_from, self.tail_stamp, self.weight4))
         self.weights[rule] = 0.9 * self.weights[rule] + 0.1 * (gain / len(group))
         self.weights = np.maximum(self.weights, 0.05)
         self.iterations += 1

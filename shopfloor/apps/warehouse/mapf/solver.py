@@ -99,7 +99,7 @@ def solve(graph: GridGraph, starts: NDArray[np.integer], goals: NDArray[np.integ
         raise SolveTimeout(f"no solution within {time_limit_s:g} s ({search.high_nodes} configurations explored)")
     assert isinstance(found, np.ndarray)
     first_s = time.perf_counter() - t0
-    refiner = Refiner(graph, starts32, goals32, dist, found, seed=seed, group_size=4)
+    refiner = Refiner(graph, starts32, goals32, dist, found, seed=seed)
     initial_soc = refiner.soc
     refine_deadline = min(deadline, time.perf_counter() + refine_s)
     best, stall = refiner.soc, 0
