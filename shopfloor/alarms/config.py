@@ -274,6 +274,9 @@ class NotifyConfig(Strict):
         names = [t.name for t in self.targets]
         if len(set(names)) != len(names):
             raise ValueError("target names must be unique")
+        for before, after in itertools.pairwise(self.escalation):
+            if not before.after_min < after.after_min:
+                raise ValueError("escalation steps must come in rising after_min")
         for i, step in enumerate(self.escalation):
             for t in step.targets:
                 if t not in names:

@@ -471,7 +471,8 @@ class AlarmEngine:
                 or self._statuses[d.alarm_id].blocked
             ]
         unack = {AlarmState.UNACK.value: 0, AlarmState.RTN_UNACK.value: 1, AlarmState.ACKED.value: 2}
-        views.sort(key=lambda v: (-PRIORITY_RANK[v["priority"]], unack.get(v["state"], 3), v["changed"] or ""))
+        views.sort(key=lambda v: v["changed"] or "", reverse=True)  # newest first within a group (sorts are stable)
+        views.sort(key=lambda v: (-PRIORITY_RANK[v["priority"]], unack.get(v["state"], 3)))
         return views
 
     def alarm(self, alarm_id: str) -> dict[str, Any]:

@@ -219,3 +219,16 @@ def test_vectorised_limits_match_a_per_sample_reference(
     for target in (0, 1):
         mine = found.target == target
         assert list(zip(found.ts[mine].tolist(), found.active[mine].tolist(), strict=True)) == expected
+
+
+def test_most_urgent_first(harness: Make) -> None:
+    h = harness(RULES)
+    h.feed("plant/a/l/pump/pressure", [(0, 9)])  # medium
+    h.feed(f"{PRESS}/force", [(1, 120)])  # high
+    h.feed(f"{PRESS}/temp", [(2, 95)])  # critical
+    h.engine.acknowledge("hot:HH", "ann")
+    h.feed(f"{PRESS}/force", [(3, 10), (4, 130)])
+    assert [a["id"] for a in h.engine.alarms()] == ["hot:HH", "force:H", "pump-high:H"]
+    summary = h.engine.summary()
+    assert (summary["active"], summary["unack"]) == (3, 2)
+    assert summary["by_priority"]["critical"] == {"unack": 0, "active": 1}
