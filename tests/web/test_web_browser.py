@@ -68,6 +68,16 @@ def page(browser: Browser, demo: Demo) -> Iterator[Watched]:
         context.close()
 
 
+def wait_for_new_values(p: Page, equipment: str, timeout_ms: int = 15_000) -> None:
+    """Wait until the key values on an equipment's card change (the spindle stops between parts, the rest moves)."""
+    selector = f'[data-eq="{equipment}"] .card-values'
+    before = p.locator(selector).inner_text()
+    p.wait_for_function(
+        "([sel, before]) => { const el = document.querySelector(sel); return el && el.innerText !== before; }",
+        arg=[selector, before], timeout=timeout_ms,
+    )
+
+
 def bucket_ms(param: str) -> int:
     m = DURATION.match(param)
     assert m, param
@@ -92,14 +102,8 @@ def test_overview_shows_the_simulated_line_and_values_change_live(page: Watched,
     # The rates come from the seeded hour: the line made parts in it.
     expect(p.locator(".kpi").filter(has_text="Good parts made")).to_contain_text("parts/h")
 
-    speed = card.locator(f'[data-tag="{SPEED}"]')
-    expect(speed).not_to_have_text("")
-    first = speed.inner_text()
-    changed = p.wait_for_function(
-        "([sel, before]) => { const el = document.querySelector(sel); return el && el.innerText !== before; }",
-        arg=[f'[data-eq="{CNC1}"] [data-tag="{SPEED}"]', first], timeout=15_000,
-    )
-    assert changed
+    expect(card.locator(f'[data-tag="{SPEED}"]')).not_to_have_text("")
+    wait_for_new_values(p, CNC1)
     assert p.evaluate("performance.getEntriesByType('navigation').length") == 1  # live, not by reloading
     page.assert_no_errors()
 
@@ -247,12 +251,7 @@ def test_page_shows_disconnected_and_recovers_after_a_platform_restart(page: Wat
     up_at = time.monotonic()
     expect(banner).to_be_hidden()
 
-    # Values flow again, without a reload: the spindle speed of cnc1 keeps changing.
-    speed = p.locator(f'[data-eq="{CNC1}"] [data-tag="{SPEED}"]')
-    before = speed.inner_text()
-    p.wait_for_function(
-        "([sel, before]) => { const el = document.querySelector(sel); return el && el.innerText !== before; }",
-        arg=[f'[data-eq="{CNC1}"] [data-tag="{SPEED}"]', before], timeout=15_000,
-    )
+    # Values flow again, without a reload.
+    wait_for_new_values(p, CNC1)
     # While the platform was away the browser itself logs the refused connections; nothing else is allowed.
     page.assert_no_errors(ignore_between=(down_from, up_at))
