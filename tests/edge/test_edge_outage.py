@@ -71,6 +71,8 @@ def test_broker_down_30_s_while_the_gateway_reads_loses_nothing_and_duplicates_n
         platform = Platform(parse_plant_config(plant_yaml(parse_edge_config(text))), data_dir=tmp_path / "platform",
                             broker_url=broker.url)
         platform.start()
+        # the platform's own backoff grows to 10 s over a 30 s outage; the gateway's is what is under test here
+        platform.ingest.client.reconnect_delay_set(0.2, 1)
         try:
             log = (tmp_path / "edge.log").open("wb")
             gateway = subprocess.Popen(
