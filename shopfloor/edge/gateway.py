@@ -36,7 +36,6 @@ LINK_TYPES: dict[str, DataType] = {
     "link_outage_s": DataType.Double, "backlog_samples": DataType.Int64, "backlog_bytes": DataType.Int64,
     "dropped_samples": DataType.Int64, "samples_read": DataType.Int64,
 }
-assert LINK_TYPES.keys() == LINK_METRICS.keys()
 
 _MODBUS_TYPES = {
     "int16": DataType.Int16, "uint16": DataType.UInt16, "int32": DataType.Int32, "uint32": DataType.UInt32,

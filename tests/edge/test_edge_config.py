@@ -10,8 +10,8 @@ from edge_helpers import plant_yaml
 
 from shopfloor.config import ConfigError, parse_plant_config
 from shopfloor.core.model import AssetModel
-from shopfloor.edge.config import EdgeConfig, load_edge_config, parse_edge_config
-from shopfloor.edge.gateway import wanted_metrics
+from shopfloor.edge.config import LINK_METRICS, EdgeConfig, load_edge_config, parse_edge_config
+from shopfloor.edge.gateway import LINK_TYPES, wanted_metrics
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "edge.md"
 
@@ -28,6 +28,10 @@ def test_the_documented_example_loads() -> None:
     assert config.gateway.node and config.devices
     assert {d.source.protocol for d in config.devices} == {"modbus", "opcua"}
     assert config.buffer.when_full in ("drop_oldest", "drop_newest")
+
+
+def test_every_link_metric_has_a_type_and_a_description() -> None:
+    assert list(LINK_TYPES) == list(LINK_METRICS)
 
 
 def test_defaults_and_client_id() -> None:
