@@ -232,3 +232,13 @@ def test_most_urgent_first(harness: Make) -> None:
     summary = h.engine.summary()
     assert (summary["active"], summary["unack"]) == (3, 2)
     assert summary["by_priority"]["critical"] == {"unack": 0, "active": 1}
+
+
+def test_a_stored_rule_that_no_longer_fits_the_plant_is_skipped_and_counted(harness: Make) -> None:
+    h = harness(RULES)
+    h.engine.store.save_rule("ghost", {"name": "ghost", "type": "limit", "tag": f"{PRESS}/removed", "h": 1}, "eve")
+    h.restart()
+    health = h.engine.health()
+    assert health["errors"] == 1 and "ghost" in health["last_error"] and "unknown tag" in health["last_error"]
+    h.feed(f"{PRESS}/force", [(0, 120)])  # the rest runs on
+    assert h.state("force:H") == "unack_active"
