@@ -212,7 +212,8 @@ class DiskBuffer:
     # ------------------------------------------------------------------ small persistent counters
 
     def meta_get(self, key: str, default: int = 0) -> int:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return int(row[0]) if row else default
 
     def meta_set(self, key: str, value: int) -> None:
