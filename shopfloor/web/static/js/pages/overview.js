@@ -3,7 +3,7 @@
 
 import { getJSON } from "../api.js";
 import { catalog, clock } from "../catalog.js";
-import { duration, html, humanize, number, rate, raw, stateClass, stateColorVar, tagValue } from "../format.js";
+import { duration, escapeHtml, html, humanize, number, rate, raw, stateClass, stateColorVar, tagValue } from "../format.js";
 import { live } from "../live.js";
 
 const POLL_MS = 15000;
@@ -82,19 +82,19 @@ export function mount(el) {
     const cls = q === "bad" ? "v-bad" : q === "uncertain" ? "v-uncertain" : "";
     const mark = q === "bad" ? ' <span class="badge bad" title="Bad quality">bad</span>'
       : q === "uncertain" ? ' <span class="badge uncertain" title="Uncertain quality">unc</span>' : "";
-    const shown = q === null ? "—" : tagValue(def, c.value, null);
-    return `<span class="${cls}">${shown}</span>${withUnit && tagNow.unit ? `<span class="unit">${tagNow.unit}</span>` : ""}${mark}`;
+    const shown = escapeHtml(q === null ? "—" : tagValue(def, c.value, null));
+    return `<span class="${cls}">${shown}</span>${withUnit && tagNow.unit ? `<span class="unit">${escapeHtml(tagNow.unit)}</span>` : ""}${mark}`;
   }
 
   function renderTree() {
     const node = (n) => {
       if (n.level === "equipment") {
         const eq = byPath.get(n.path);
-        return `<li><a class="node" href="#/equipment/${encodeURI(n.path)}" data-tree="${n.path}">
-          <span class="sdot ${eq?.state ? "" : "none"}"></span><span>${n.name}</span><span class="state-label"></span></a></li>`;
+        return html`<li><a class="node" href="#/equipment/${raw(encodeURI(n.path))}" data-tree="${n.path}">
+          <span class="sdot ${eq?.state ? "" : "none"}"></span><span>${n.name}</span><span class="state-label"></span></a></li>`.html;
       }
       const kids = n.children.map(node).join("");
-      return `<li><div class="node group"><span>${n.name}</span><span class="lvl">${n.level}</span></div><ul>${kids}</ul></li>`;
+      return html`<li><div class="node group"><span>${n.name}</span><span class="lvl">${n.level}</span></div><ul>${raw(kids)}</ul></li>`.html;
     };
     treeEl.innerHTML = `<ul>${node(catalog.tree)}</ul>`;
     el.querySelector("#tree-count").textContent = `${catalog.equipment().length} equipment`;
@@ -113,7 +113,7 @@ export function mount(el) {
       if (to <= from) continue;
       const label = tl.value[i] === null ? "unknown" : def?.states?.[String(tl.value[i])] ?? "unknown";
       const pct = ((to - from) / (end - start)) * 100;
-      parts.push(`<span style="width:${pct.toFixed(3)}%;background:${stateColorVar(label)}" title="${label} · ${duration(to - from)}"></span>`);
+      parts.push(`<span style="width:${pct.toFixed(3)}%;background:${stateColorVar(label)}" title="${escapeHtml(label)} · ${duration(to - from)}"></span>`);
     }
     const lead = ((tl.t[0] - start) / (end - start)) * 100;
     const gap = lead > 0.5 ? `<span style="width:${lead.toFixed(3)}%" title="no data"></span>` : "";
@@ -162,8 +162,9 @@ export function mount(el) {
       counts[s.label] = (counts[s.label] ?? 0) + 1;
     }
     const order = ["running", "idle", "setup", "down", "unknown"];
-    const bar = order.filter((k) => counts[k]).map((k) => `<span style="width:${(counts[k] / withState) * 100}%;background:${stateColorVar(k)}" title="${k}: ${counts[k]}"></span>`).join("");
-    const sub = order.filter((k) => k !== "running" && counts[k]).map((k) => `${counts[k]} ${k}`).join(" · ") || "all running";
+    for (const k of Object.keys(counts)) if (!order.includes(k)) order.push(k); // labels of other state sets
+    const bar = order.filter((k) => counts[k]).map((k) => html`<span style="width:${(counts[k] / withState) * 100}%;background:${raw(stateColorVar(k))}" title="${k}: ${counts[k]}"></span>`.html).join("");
+    const sub = escapeHtml(order.filter((k) => k !== "running" && counts[k]).map((k) => `${counts[k]} ${k}`).join(" · ") || "all running");
     const tiles = [`<div class="panel kpi" data-testid="kpi-running"><div class="label">Machines running</div>
       <div class="value">${counts.running ?? 0}<small>of ${withState}</small></div><div class="statebar">${bar}</div><div class="sub">${sub}</div></div>`];
     for (const c of data.counters.slice(0, 3)) {
