@@ -128,6 +128,7 @@ class TrendPage {
               <button type="button" data-range="${k}" aria-pressed="${String(ms === this.rangeMs)}">${k}</button>`)}</div>
             <span class="mode live" id="mode">● Live</span>
             <button type="button" class="button" id="to-live" hidden>Back to live</button>
+            <span class="hint faint">Drag to zoom, double-click to reset</span>
             <span class="spacer"></span>
             <span class="trend-info" id="trend-info"></span>
           </div>
