@@ -4,7 +4,8 @@ Reads need the viewer role, acknowledge and shelve need operator, out of service
 and rule changes need engineer (with auth off, everyone may do everything; see
 shopfloor/auth). ``/api/ws/alarms`` sends ``{"type": "alarms", "alarms": [...],
 "summary": {...}}`` on connect and then one ``{"type": "alarm", ...}`` message per
-transition; the live value stream (/api/ws/live) is unchanged.
+transition, with the new counts for a banner (``summary``); the live value stream
+(/api/ws/live) is unchanged.
 """
 
 from __future__ import annotations
@@ -81,6 +82,17 @@ def journal(
          "user": r.user, "comment": r.comment, "priority": r.priority, "annunciated": r.annunciated}
         for r in rows
     ]
+
+
+@router.post("/api/alarms/ack")
+def acknowledge_many(
+    engine: EngineDep,
+    who: Operator,
+    ids: Annotated[list[str], Body(embed=True, max_length=10_000)],
+    comment: Comment = "",
+) -> dict[str, str]:
+    """Acknowledge several alarms at once (e.g. all visible in a list); per id "acknowledged" or the reason not."""
+    return engine.acknowledge_many(ids, who.name, comment)
 
 
 @router.get("/api/alarms/rules")

@@ -291,13 +291,15 @@ class AlarmEngine:
         changed = {t.alarm_id for t in transitions if t.alarm_id in self._statuses}
         self.store.record(rows, [self._statuses[a] for a in changed])
         self.transitions += len(transitions)
+        listeners = list(self._listeners)
+        summary = self.summary() if listeners else None  # once per batch of transitions, for banners
         for t in transitions:
             event = self._event(t)
             annunciated = t.to_state == AlarmState.UNACK and t.from_state != AlarmState.UNACK
             if annunciated and t.event != "escalated":
                 self.notifier.activated(event)
-            for listener in list(self._listeners):
-                listener(event)
+            for listener in listeners:
+                listener({**event, "summary": summary})
 
     def _event(self, t: Transition) -> dict[str, Any]:
         d = self._defs.get(t.alarm_id)
@@ -428,6 +430,21 @@ class AlarmEngine:
             t = self._status(alarm_id).acknowledge(self.now_ns(), user, comment)
             self._commit([t])
             return self.alarm(alarm_id)
+
+    def acknowledge_many(self, alarm_ids: list[str], user: str, comment: str = "") -> dict[str, str]:
+        """Acknowledge several alarms in one journal transaction; per id: "acknowledged" or why not."""
+        out: dict[str, str] = {}
+        transitions = []
+        with self._lock:
+            now = self.now_ns()
+            for alarm_id in dict.fromkeys(alarm_ids):
+                try:
+                    transitions.append(self._status(alarm_id).acknowledge(now, user, comment))
+                    out[alarm_id] = "acknowledged"
+                except (UnknownAlarm, NotAllowed) as exc:
+                    out[alarm_id] = str(exc)
+            self._commit(transitions)
+        return out
 
     def shelve(self, alarm_id: str, minutes: float, user: str, comment: str = "") -> dict[str, Any]:
         if not 0 < minutes <= self.config.max_shelve_min:

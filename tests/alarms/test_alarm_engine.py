@@ -242,3 +242,12 @@ def test_a_stored_rule_that_no_longer_fits_the_plant_is_skipped_and_counted(harn
     assert health["errors"] == 1 and "ghost" in health["last_error"] and "unknown tag" in health["last_error"]
     h.feed(f"{PRESS}/force", [(0, 120)])  # the rest runs on
     assert h.state("force:H") == "unack_active"
+
+
+def test_acknowledge_many_in_one_go(harness: Make) -> None:
+    h = harness(RULES)
+    h.engine.process(h.batch([(f"{PRESS}/force", 0, 120), (f"{PRESS}/temp", 0, 95)]))
+    result = h.engine.acknowledge_many(["force:H", "hot:HH", "force:H", "pump-high:H", "nope"], "ann")
+    assert result["force:H"] == result["hot:HH"] == "acknowledged"
+    assert "nothing to acknowledge" in result["pump-high:H"] and "no alarm" in result["nope"]
+    assert h.state("force:H") == h.state("hot:HH") == "acked_active"

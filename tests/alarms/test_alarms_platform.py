@@ -117,6 +117,7 @@ def test_alarm_end_to_end(mosquitto: Mosquitto, hook: Hook, tmp_path: Path) -> N
             assert (event["alarm_id"], event["event"], event["to_state"], event["value"]) == (
                 "force:H", "activated", "unack_active", 150.0)
             assert event["user"] is None and event["priority"] == "high"
+            assert event["summary"]["by_priority"]["high"] == {"unack": 1, "active": 1}
             assert latency < 5
         wait_for(lambda: [e["event"] for e in hook.events] == ["activated"], 10)
         assert hook.events[0]["message"] == "press force above 100 kN"

@@ -91,6 +91,7 @@ def bearer(plant: Plant, role: str) -> dict[str, str]:
 RULE = {"name": "overspeed", "type": "limit", "tag": "plant/a/l/press/speed", "h": 3000}
 WRITES: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("post", "/api/alarms/force:H/ack", {"comment": "seen"}, "operator"),
+    ("post", "/api/alarms/ack", {"ids": ["force:H", "nope:H"]}, "operator"),
     ("post", "/api/alarms/force:H/shelve", {"minutes": 5}, "operator"),
     ("post", "/api/alarms/force:H/unshelve", {}, "operator"),
     ("post", "/api/alarms/force:H/out-of-service", {}, "engineer"),
