@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import numpy as np
@@ -24,6 +25,9 @@ from shopfloor.core.samples import Quality, SampleBatch
 from shopfloor.historian.base import open_historian
 from shopfloor.sim.factory import VirtualFactory
 from shopfloor.testing.processes import interrupt
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 CHROMIUM = os.environ.get("SHOPFLOOR_CHROMIUM", "/usr/bin/chromium")
 # Chromium's background networking is refused by closed networks (and CI): keep it from trying.
@@ -119,7 +123,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"the browser tests need Chromium at {CHROMIUM} (Debian package 'chromium'; .ci/run installs it)")
     from playwright.sync_api import sync_playwright
