@@ -96,7 +96,8 @@ class Platform:
         self._ingest = MqttIngest(
             self.broker_url, self.model, self._tag_index, self._writer, self._dead_letters,
             client_id=mqtt_cfg.client_id, qos=mqtt_cfg.qos, sparkplug_groups=mqtt_cfg.sparkplug_groups,
-            json_prefix=mqtt_cfg.json_prefix, username=mqtt_cfg.username, password=mqtt_cfg.password,
+            json_prefix=mqtt_cfg.json_prefix, host_id=mqtt_cfg.host_id, username=mqtt_cfg.username,
+            password=mqtt_cfg.password,
         )
         try:
             self._ingest.start(connect_timeout)

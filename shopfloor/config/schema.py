@@ -234,6 +234,11 @@ class MqttConfig(Strict):
     )
     json_prefix: str = Field(default="shopfloor/json", description="Topic prefix of the plain JSON format.")
     qos: Literal[0, 1] = 1
+    host_id: Name | None = Field(
+        default="shopfloor",
+        description="Sparkplug primary host id: spBv1.0/STATE/<host_id> says whether the platform is online; "
+        "null to publish no STATE.",
+    )
 
     @field_validator("broker")
     @classmethod

@@ -62,6 +62,11 @@ class UplinkConfig(Strict):
     drain_s: float = Field(
         default=5.0, ge=0, description="On stop, how long to keep forwarding the backlog before disconnecting."
     )
+    primary_host: Name | None = Field(
+        default=None,
+        description="Sparkplug primary host id (the platform's mqtt.host_id, 'shopfloor' by default): when set, "
+        "the gateway sends only while spBv1.0/STATE/<id> says online, so nothing goes to a broker nobody reads.",
+    )
 
     @field_validator("broker")
     @classmethod

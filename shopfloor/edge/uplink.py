@@ -18,6 +18,11 @@ order, with no lock between them. Per connection:
    The historian is idempotent on (tag, timestamp): a message whose PUBACK was lost and is
    sent again makes no duplicate.
 
+With ``primary_host`` set, step 2 waits until the host's retained ``spBv1.0/STATE/<id>`` says
+online, and the session ends (NDEATH, disconnect, reconnect, wait again) when it says offline:
+a broker that restarted without persistence has forgotten the platform's subscription, and
+data sent before the platform is back would be acknowledged and deleted here, then lost.
+
 An NCMD 'Node Control/Rebirth' republishes the births. Link quality (up, outages, outage
 seconds, PUBLISH-to-PUBACK round trip) is measured here and sampled by the gateway.
 """
@@ -39,7 +44,14 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from shopfloor.connectors.mqtt.ingest import parse_broker_url
-from shopfloor.connectors.mqtt.sparkplug import SparkplugTopic, decode_payload, encode_death, is_rebirth_request
+from shopfloor.connectors.mqtt.sparkplug import (
+    SparkplugTopic,
+    decode_payload,
+    decode_state,
+    encode_death,
+    is_rebirth_request,
+    state_topic,
+)
 from shopfloor.core.errors import DecodeError
 from shopfloor.core.samples import SampleBatch
 from shopfloor.edge.buffer import DiskBuffer
@@ -111,6 +123,7 @@ class Uplink:
         self._topic_nbirth = SparkplugTopic(group, "NBIRTH", node).text
         self._topic_ndata = SparkplugTopic(group, "NDATA", node).text
         self._topic_ncmd = SparkplugTopic(group, "NCMD", node).text
+        self._topic_state = state_topic(cfg.primary_host) if cfg.primary_host else None
         self.devices: list[str] = [NODE, *(d.name for d in config.devices)]
         self._topics = [self._topic_ndata] + [SparkplugTopic(group, "DDATA", node, d).text for d in self.devices[1:]]
         self._birth_topics = [self._topic_nbirth] + [
@@ -136,6 +149,7 @@ class Uplink:
         self._lost = False
         self._acks: deque[tuple[int, float]] = deque()
         self._rebirth = False
+        self._host_online: bool | None = None  # the primary host's last STATE on this connection
         self._inflight: dict[int, tuple[_Chunk, float]] = {}
         self._born: set[int] = set()
         # counters
@@ -249,7 +263,9 @@ class Uplink:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         try:
-            if msg.topic == self._topic_ncmd and is_rebirth_request(decode_payload(msg.payload)):
+            if msg.topic == self._topic_state:
+                self._host_online = decode_state(bytes(msg.payload))[0]
+            elif msg.topic == self._topic_ncmd and is_rebirth_request(decode_payload(msg.payload)):
                 self._rebirth = True
         except DecodeError as exc:
             self.command_errors += 1
@@ -264,6 +280,8 @@ class Uplink:
         self._born.clear()
         self._rebirth = False
         client.subscribe(self._topic_ncmd, qos=1)
+        if not self._wait_for_host(client):
+            return
         historical_until = self.buffer.last_id  # rows up to here were read before this session: backlog
         if self.link.down_since is not None:
             log.info("uplink to %s up (bdSeq %d) after %.1f s; backlog %d samples", cfg.broker, self._bdseq,
@@ -278,6 +296,11 @@ class Uplink:
             self._take_acks()
             if self._lost:
                 break
+            if self._host_online is False:
+                log.warning("uplink: primary host %s went offline; ending the session", self.config.mqtt.primary_host)
+                self._goodbye(client)
+                self.link.last_error = "primary host offline"
+                return
             if self._rebirth:
                 self._rebirth = False
                 log.info("uplink: rebirth requested by a host application")
@@ -291,6 +314,25 @@ class Uplink:
             ):
                 self._goodbye(client)
                 return
+
+    def _wait_for_host(self, client: mqtt.Client) -> bool:
+        """With a primary host configured: subscribe to its STATE and wait until it says online.
+
+        The retained STATE arrives right after SUBSCRIBE. Until the host is online nothing is
+        published (the buffer keeps filling); False if the connection drops or the gateway stops first.
+        """
+        if self._topic_state is None:
+            return True
+        self._host_online = None
+        client.subscribe(self._topic_state, qos=1)
+        waiting_since = time.monotonic()
+        while not self._lost and not self._stop.is_set():
+            client.loop(0.05)
+            if self._host_online:
+                return True
+            if time.monotonic() - waiting_since > 1.0 and self.link.last_error != "waiting for the primary host":
+                self._failed("waiting for the primary host")
+        return False
 
     def _next_seq(self) -> int:
         self._seq = (self._seq + 1) % 256

@@ -9,10 +9,15 @@ after the writer has committed their samples, or after their dead letter is
 stored: a crash before that leaves them with the broker, which sends them again.
 The session is persistent (clean_session false), so the broker also keeps what
 arrives while the platform is down.
+
+With a ``host_id`` the platform is a Sparkplug primary host application: after subscribing it
+publishes ``spBv1.0/STATE/<host_id>`` online (retained; its will says offline), so edge nodes
+that name it send only while someone is there to receive (see sparkplug/state.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -28,7 +33,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from shopfloor.config.schema import JsonSource, SparkplugSource
 from shopfloor.connectors.mqtt.jsonfmt import decode_json
-from shopfloor.connectors.mqtt.sparkplug import SparkplugTopic, decode_payload, encode_rebirth_request, parse_topic
+from shopfloor.connectors.mqtt.sparkplug import (
+    SparkplugTopic,
+    decode_payload,
+    encode_rebirth_request,
+    encode_state,
+    parse_topic,
+    state_topic,
+)
 from shopfloor.connectors.mqtt.sparkplug_host import DeviceKey, SparkplugHost
 from shopfloor.core.deadletters import DeadLetterStore
 from shopfloor.core.errors import DecodeError, NotReady
@@ -74,6 +86,7 @@ class MqttIngest:
         qos: int = 1,
         sparkplug_groups: list[str] | None = None,
         json_prefix: str = "shopfloor/json",
+        host_id: str | None = None,
         username: str | None = None,
         password: str | None = None,
         max_inbox: int = 20_000,
@@ -123,6 +136,10 @@ class MqttIngest:
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(1, 10)
+        self._state_topic = state_topic(host_id) if host_id else None
+        self._state_ms = time.time_ns() // 1_000_000  # one timestamp for the birth and the will (Sparkplug 3.0)
+        if self._state_topic is not None:
+            self.client.will_set(self._state_topic, encode_state(False, self._state_ms), qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
@@ -152,6 +169,11 @@ class MqttIngest:
             self._worker.join(30)
             self._worker = None
         self.writer.flush()
+        if self._state_topic is not None and self._connected.is_set():
+            # A clean DISCONNECT discards the will: say offline ourselves, and wait briefly for the PUBACK.
+            info = self.client.publish(self._state_topic, encode_state(False, self._state_ms), qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(2.0)
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -165,6 +187,8 @@ class MqttIngest:
             log.error("MQTT broker %s refused the connection: %s", self.broker_url, reason)
             return
         client.subscribe([(t, self.qos) for t in self.subscriptions])
+        if self._state_topic is not None:  # after SUBSCRIBE: the broker handles a connection's packets in order
+            client.publish(self._state_topic, encode_state(True, self._state_ms), qos=1, retain=True)
         self.connected_since_ns = time.time_ns()
         self._connected.set()
         log.info("connected to MQTT broker %s, subscribed to %s", self.broker_url, self.subscriptions)

@@ -24,6 +24,7 @@ from .codec import (
 )
 from .datatypes import DataType
 from .edge_node import EdgeNode
+from .state import decode_state, encode_state, state_topic
 from .topic import SparkplugTopic, parse_topic
 
 __all__ = [
@@ -37,11 +38,14 @@ __all__ = [
     "SparkplugTopic",
     "decode_payload",
     "decode_payloads",
+    "decode_state",
     "encode_birth",
     "encode_data",
     "encode_death",
     "encode_rebirth_request",
+    "encode_state",
     "is_rebirth_request",
     "parse_topic",
     "quality_from_code",
+    "state_topic",
 ]
