@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shopfloor.core.model import AssetModel, AssetNode, Tag
+from shopfloor.edge.config import LINK_METRICS
 
 INTEGER_TYPES = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"})
 FLOAT_TYPES = frozenset({"float32", "float64"})
@@ -33,6 +34,7 @@ KEY_VALUES = 4  # measurements shown on an equipment's card
 # Tags that describe the quality of a radio or network link (edge gateways, wireless sensors).
 LINK_TAG = re.compile(r"(^|_)(rssi|snr|link_quality|signal_strength|signal_quality|lqi|packet_loss)($|_)", re.I)
 LINK_UNITS = frozenset({"dBm", "dB"})
+# An edge gateway's uplink metrics (shopfloor edge) are link tags too: LINK_METRICS.
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +80,9 @@ def equipment_roles(model: AssetModel) -> list[EquipmentRoles]:
 
 
 def is_link_tag(tag: Tag) -> bool:
-    """A tag that measures link quality (RSSI, SNR, link quality, packet loss), by name or unit."""
-    return bool(LINK_TAG.search(tag.name)) or tag.unit in LINK_UNITS
+    """A tag that measures link quality (RSSI, SNR, link quality, packet loss, an edge gateway's link
+    metrics), by name or unit."""
+    return bool(LINK_TAG.search(tag.name)) or tag.unit in LINK_UNITS or tag.name in LINK_METRICS
 
 
 def counter_increase(

@@ -44,6 +44,8 @@ site:
                 - {name: wifi_rssi, unit: dBm}
                 - {name: uptime, unit: s}
                 - {name: margin, unit: dB}
+                - {name: link_rtt_ms, unit: ms}
+                - {name: backlog_samples}
 """
 S = 1_000_000_000
 
@@ -57,7 +59,7 @@ def test_roles_follow_types_and_plant_order() -> None:
     assert [t.name for t in mill.counters] == ["parts"]
     gateway = roles["gateway"]
     assert gateway.parent == "s/a/l" and gateway.state is None
-    assert [t.name for t in gateway.tags if is_link_tag(t)] == ["wifi_rssi", "margin"]
+    assert [t.name for t in gateway.tags if is_link_tag(t)] == ["wifi_rssi", "margin", "link_rtt_ms", "backlog_samples"]
 
 
 def test_counter_increase_ignores_resets_and_uses_the_sample_before_the_window() -> None:
