@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -117,7 +118,9 @@ def demo(
     publisher = FactoryPublisher(factory, mqtt_host, mqtt_port_used, speed=speed, field=field)
 
     def start_publisher() -> None:
-        factory.restart_clock()  # starting the servers and the platform took seconds: publish at the wall clock
+        # Starting the servers and the platform took seconds: publish at the wall clock. A step is stamped
+        # at its end, so start one step back: the first step, published at once, is stamped now, not ahead.
+        factory.restart_clock(time.time_ns() // 1_000_000 * 1_000_000 - factory.step_ns)
         publisher.start()
 
     def announce() -> None:
