@@ -135,6 +135,7 @@ def verify(engine: Engine, key: SiteKey, progress: Callable[[int, int], None] | 
                 if recomputed != stored:
                     report.add(Finding(seq, "altered", f"event {seq} was altered or moved: its hash does not match"))
                 while block_at < len(blocks) and blocks[block_at].last_seq < seq:
+                    _check_block(blocks[block_at], key, report)  # done with it: check, then free its hashes
                     block_at += 1
                 if block_at < len(blocks) and blocks[block_at].first_seq <= seq:
                     block = blocks[block_at]
@@ -159,7 +160,7 @@ def verify(engine: Engine, key: SiteKey, progress: Callable[[int, int], None] | 
         if blocks and blocks[-1].last_seq >= expected_seq:
             report.add(Finding(expected_seq, "missing", f"events {expected_seq}..{blocks[-1].last_seq} are missing "
                                                         "(deleted): a checkpoint signed them"))
-        for block in blocks:
+        for block in blocks[block_at:]:
             _check_block(block, key, report)
         _check_edges(conn, edge_out, edge_in, edge_seq, report)
     return report
@@ -184,18 +185,24 @@ def _check_block(block: _Block, key: SiteKey, report: VerifyReport) -> None:
         report.add(Finding(block.first_seq, "signature", f"checkpoint {span}: the signature does not hold"))
         return
     n = block.last_seq - block.first_seq + 1
-    if len(block.hashes) != n:
-        report.add(Finding(None, "checkpoint", f"checkpoint {span} signed {n} events, {len(block.hashes)} are left"))
-    elif merkle_root(block.hashes) != block.root:
+    hashes, block.hashes = block.hashes, []
+    if len(hashes) != n:
+        report.add(Finding(None, "checkpoint", f"checkpoint {span} signed {n} events, {len(hashes)} are left"))
+    elif merkle_root(hashes) != block.root:
         report.add(Finding(None, "checkpoint", f"checkpoint {span}: the Merkle root of the stored events differs"))
-    if len(block.hashes) == n and block.hashes[-1] != block.head:
+    if len(hashes) == n and hashes[-1] != block.head:
         report.add(Finding(block.last_seq, "checkpoint", f"checkpoint {span}: the chain head differs"))
 
 
 def _check_edges(conn: Connection, out: array[int], inp: array[int], seq: array[int], report: VerifyReport) -> None:
     want = np.stack([np.frombuffer(out, np.int64), np.frombuffer(inp, np.int64), np.frombuffer(seq, np.int64)], 1)
-    have_rows = conn.execute(text("SELECT output_id, input_id, event_seq FROM mes_genealogy_edge")).all()
-    have = np.array(have_rows, dtype=np.int64).reshape(-1, 3)
+    cursor = conn.connection.cursor()  # millions of rows: straight into arrays, page by page
+    cursor.execute("SELECT output_id, input_id, event_seq FROM mes_genealogy_edge")
+    pages = []
+    while rows := cursor.fetchmany(100_000):
+        pages.append(np.array(rows, dtype=np.int64).reshape(-1, 3))
+    cursor.close()
+    have = np.concatenate(pages) if pages else np.empty((0, 3), np.int64)
     report.edges = len(have)
     want = want[np.lexsort((want[:, 1], want[:, 0]))]
     have = have[np.lexsort((have[:, 1], have[:, 0]))]
