@@ -46,7 +46,7 @@ from shopfloor.sim.machines import (
     Robot,
     RobotParams,
 )
-from shopfloor.sim.plant import _Flow, _tag, build_plant_dict, plant_dict_to_yaml
+from shopfloor.sim.plant import _Flow, _tag, build_plant_dict, plant_dict_to_yaml, with_alarm_rules
 from shopfloor.sim.press import Press, PressParams
 
 DEFAULT_CNCS: tuple[CncParams, ...] = (
@@ -284,7 +284,7 @@ class VirtualFactory:
                     cells.append({"name": d.cell, "equipment": [eq]})
                 else:  # the machine before its meter, as in the MQTT-only layout
                     cell["equipment"].insert(0, eq)
-        return data
+        return with_alarm_rules(data)
 
     def _field_equipment(self, d: FieldDevice) -> dict[str, Any]:
         """The plant.yaml equipment of a machine on a field server: source, node ids or registers."""

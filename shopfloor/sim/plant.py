@@ -98,3 +98,98 @@ def plant_dict_to_yaml(data: dict[str, Any], seed: int) -> str:
         data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=120
     )
     return head + body
+
+
+
+# ------------------------------------------------------------------------------------------------------------ alarms
+# Alarm rules of the virtual factory, per kind of machine, on the signals its physics moves (machines.py, press.py).
+# Limits sit where a real machine of the kind would warn. With seed 1 the press's cold start raises the first alarm
+# within a minute and tool wear the next ones within the first hour; bearing wear, breakdowns and stoppages later.
+
+
+def _down(eq: str, minutes: int, message: str) -> dict[str, Any]:
+    return {"name": f"{eq.rsplit('/', 1)[1]}-down", "type": "state", "tag": f"{eq}/state",
+            "states": _FlowList(["down"]), "for_s": minutes * 60, "priority": "high", "message": message}
+
+
+def _cnc_rules(eq: str, meter: str | None) -> list[dict[str, Any]]:
+    name = eq.rsplit("/", 1)[1]
+    rules: list[dict[str, Any]] = [
+        {"name": f"{name}-bearing-temp", "type": "limit", "tag": f"{eq}/bearing_temp", "h": 55, "hh": 65,
+         "deadband": 2, "on_delay_s": 10, "off_delay_s": 30, "priority": "medium", "priorities": _Flow(HH="high"),
+         "message": "Spindle bearing temperature high: bearing wear or lubrication"},
+        # ISO 10816-3 zone limits for small machines (2.8 and 4.5 mm/s RMS). The off-delay spans a part's cycle,
+        # whose load/unload phase stops the spindle.
+        {"name": f"{name}-vibration", "type": "limit", "tag": f"{eq}/vibration", "h": 2.8, "hh": 4.5,
+         "deadband": 0.3, "on_delay_s": 10, "off_delay_s": 120, "priority": "medium", "priorities": _Flow(HH="high"),
+         "message": "Spindle vibration high: the bearing is wearing out"},
+        {"name": f"{name}-tool-wear", "type": "limit", "tag": f"{eq}/tool_wear", "h": 80, "hh": 95, "deadband": 1,
+         "priority": "low", "priorities": _Flow(HH="medium"),
+         "message": "Tool worn: scrap rises, prepare the tool change"},
+        _down(eq, 10, "Machine down for over 10 minutes"),
+    ]
+    if meter is not None:  # two devices that must agree: a machine that runs draws power
+        rules.append({
+            "name": f"{name}-power-mismatch", "type": "expression", "expression": "state == 0 and power < 1.0",
+            "vars": _Flow(state=f"{eq}/state", power=f"{meter}/active_power"), "on_delay_s": 30, "priority": "low",
+            "message": "Reported running (state 0) while its feeder draws under 1 kW: state or meter signal wrong",
+        })
+    return rules
+
+
+def _press_rules(eq: str) -> list[dict[str, Any]]:
+    name = eq.rsplit("/", 1)[1]
+    return [
+        {"name": f"{name}-hydraulic-pressure", "type": "limit", "tag": f"{eq}/hydraulic_pressure", "hh": 205,
+         "ll": 8, "deadband": 2, "on_delay_s": 2, "priority": "high", "priorities": _Flow(HH="critical"),
+         "message": "Hydraulic pressure out of range (relief valve at 210 bar, 12 bar standby with the pump on)"},
+        # Two tags: pressing (state 0, running) while the oil is still below working temperature, as after a start.
+        {"name": f"{name}-oil-cold", "type": "expression", "equipment": eq,
+         "expression": "state == 0 and oil_temperature < 38", "on_delay_s": 30, "off_delay_s": 30, "priority": "low",
+         "message": "Pressing with cold hydraulic oil (below 38 °C): sluggish valves, more wear"},
+        {"name": f"{name}-oil-hot", "type": "limit", "tag": f"{eq}/oil_temperature", "h": 55, "hh": 60,
+         "deadband": 2, "on_delay_s": 60, "priority": "medium", "priorities": _Flow(HH="high"),
+         "message": "Hydraulic oil hot: check the cooler"},
+        {"name": f"{name}-oil-sensor-stuck", "type": "stuck", "tag": f"{eq}/oil_temperature", "for_s": 300,
+         "tolerance": 0, "priority": "low", "message": "Oil temperature reading frozen for 5 min: check the sensor"},
+        _down(eq, 15, "Press down for over 15 minutes"),
+    ]
+
+
+def _other_rules(kind: str, eq: str) -> list[dict[str, Any]]:
+    name = eq.rsplit("/", 1)[1]
+    if kind == "conveyor":
+        return [
+            _down(eq, 5, "Conveyor down for over 5 minutes: the machines starve"),
+            {"name": f"{name}-overload", "type": "limit", "tag": f"{eq}/motor_current", "h": 4.2, "deadband": 0.2,
+             "on_delay_s": 20, "priority": "medium", "message": "Drive current high: parts piling up at the robot?"},
+        ]
+    if kind == "robot":
+        return [_down(eq, 5, "Robot down for over 5 minutes: finished parts pile up on the conveyor")]
+    if kind == "energy_meter":
+        return [{"name": f"{name}-frozen", "type": "stuck", "tag": f"{eq}/energy", "for_s": 300, "priority": "low",
+                 "message": "Energy register has not moved for 5 minutes: meter or its link frozen"}]
+    return []
+
+
+def with_alarm_rules(data: dict[str, Any]) -> dict[str, Any]:
+    """Add the ``alarms:`` section for every machine of the plant dict (call it once all equipment is in)."""
+    site = data["site"]
+    equipment: list[tuple[str, dict[str, Any]]] = []
+    for area in site["areas"]:
+        for line in area["lines"]:
+            base = f"{site['name']}/{area['name']}/{line['name']}"
+            for cell in line.get("cells", []):
+                equipment += [(f"{base}/{cell['name']}/{eq['name']}", eq) for eq in cell["equipment"]]
+            equipment += [(f"{base}/{eq['name']}", eq) for eq in line.get("equipment", [])]
+    paths = {eq["name"]: path for path, eq in equipment}
+    rules: list[dict[str, Any]] = []
+    for path, eq in equipment:
+        if eq["type"] == "cnc":
+            rules += _cnc_rules(path, paths.get(f"meter-{eq['name']}"))
+        elif eq["type"] == "press":
+            rules += _press_rules(path)
+        else:
+            rules += _other_rules(eq["type"], path)
+    data["alarms"] = {"rules": rules}
+    return data
