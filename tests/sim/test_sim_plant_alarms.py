@@ -11,12 +11,15 @@ from typing import Any
 
 import numpy as np
 
+from shopfloor.alarms.config import LimitRule
 from shopfloor.alarms.engine import AlarmEngine
 from shopfloor.config import parse_plant_config
 from shopfloor.core.bus import SampleBus
 from shopfloor.core.model import AssetModel, TagIndex
 from shopfloor.core.samples import Quality, SampleBatch
 from shopfloor.sim.factory import VirtualFactory
+from shopfloor.sim.fieldmap import FieldDevice
+from shopfloor.sim.machines import Device
 
 START = 1_700_000_000_000_000_000
 
@@ -35,7 +38,7 @@ def test_every_machine_has_rules_and_both_layouts_validate() -> None:
             "press1-hydraulic-pressure", "press1-oil-sensor-stuck", "meter-cnc1-frozen"} <= names
     assert {r.type for r in demo.alarms.rules} == {"limit", "state", "stuck", "expression"}
     pressure = next(r for r in demo.alarms.rules if r.name == "press1-hydraulic-pressure")
-    assert pressure.levels() == {"HH": 205, "LL": 8}  # type: ignore[attr-defined]
+    assert isinstance(pressure, LimitRule) and pressure.levels() == {"HH": 205, "LL": 8}
 
     mqtt_only = VirtualFactory(seed=1)  # `shopfloor sim --print-config`: no press, robot on Sparkplug
     config = parse_plant_config(mqtt_only.plant_yaml(), "sim.yaml")
@@ -50,7 +53,7 @@ def test_the_demo_raises_its_first_alarm_within_a_minute_and_nothing_else(tmp_pa
     model = AssetModel.from_config(config)
     index = TagIndex(model, {t.path: i for i, t in enumerate(model.tags)})
     equipment = {n.name: n.path for n in model.root.walk() if n.level == "equipment"}
-    devices = [*factory.sparkplug_devices, *factory.json_devices, *factory.field_devices]
+    devices: list[Device | FieldDevice] = [*factory.sparkplug_devices, *factory.json_devices, *factory.field_devices]
     ids = {d.name: np.array([index.id_of(f"{equipment[d.name]}/{s.name}") for s in d.signals]) for d in devices}
     engine = AlarmEngine(config.alarms, model, index, SampleBus(), tmp_path)
     engine.open()
