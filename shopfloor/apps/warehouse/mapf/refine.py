@@ -290,11 +290,17 @@ def _in_the_way(a: int, start: int, occ: NDArray[np.int32], meta: NDArray[np.int
 
 
 class Refiner:
-    """LNS over a valid solution; ``run`` improves it until a deadline and returns the new paths."""
+    """LNS over a valid solution; ``run`` improves it until a deadline and returns the new paths.
+
+    Defaults measured on the warehouse map at 500 agents (2.5 CPU-seconds from LaCAM's solution): groups of
+    4, SIPP ordered by arrival + 4 x distance left (``weight4=16``) with 8192 states at most reached SoC/LB
+    1.20-1.22, against 1.31 with weight 2 and 1.56 with weight 1.5: a greedy search that fails fast gives
+    many more tries, and only improvements are kept anyway.
+    """
 
     def __init__(self, graph: GridGraph, starts: NDArray[np.int32], goals: NDArray[np.int32],
                  dist: NDArray[np.int32], paths: NDArray[np.int32], seed: int = 0, group_size: int = 4,
-                 node_cap: int = 8192, weight4: int = 6) -> None:
+                 node_cap: int = 8192, weight4: int = 16) -> None:
         n = len(starts)
         self.graph = graph
         self.starts = np.ascontiguousarray(starts, dtype=np.int32)

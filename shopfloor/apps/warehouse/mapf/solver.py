@@ -47,6 +47,11 @@ class SolveResult:
     total_s: float
     lacam_nodes: int
     lns_iterations: int
+    trace: tuple[tuple[float, int], ...] = ()  # (seconds since the call, sum of costs) at each improvement
+
+    def seconds_to(self, ratio: float) -> float | None:
+        """When the sum of costs first fell to ``ratio`` x the lower bound (None if it never did)."""
+        return next((t for t, soc in self.trace if soc <= ratio * self.lower_bound), None)
 
     @property
     def soc_ratio(self) -> float:
@@ -103,12 +108,14 @@ def solve(graph: GridGraph, starts: NDArray[np.integer], goals: NDArray[np.integ
     initial_soc = refiner.soc
     refine_deadline = min(deadline, time.perf_counter() + refine_s)
     best, stall = refiner.soc, 0
+    trace = [(first_s, best)]
     while time.perf_counter() < refine_deadline and stall < stall_iterations:
         if (refiner.costs == refiner.lower).all():
             break
         refiner.step()
         if refiner.soc < best:
             best, stall = refiner.soc, 0
+            trace.append((time.perf_counter() - t0, best))
         else:
             stall += 1
     paths = refiner.solution()
@@ -116,4 +123,4 @@ def solve(graph: GridGraph, starts: NDArray[np.integer], goals: NDArray[np.integ
     report.raise_if_invalid()  # a solver bug must never reach a vehicle
     return SolveResult(paths=paths, soc=report.soc, makespan=report.makespan, lower_bound=int(lower.sum()),
                        initial_soc=initial_soc, first_solution_s=first_s, total_s=time.perf_counter() - t0,
-                       lacam_nodes=search.high_nodes, lns_iterations=refiner.iterations)
+                       lacam_nodes=search.high_nodes, lns_iterations=refiner.iterations, trace=tuple(trace))
