@@ -30,13 +30,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from shopfloor.apps.warehouse.mapf import (
-    MapfError,
     check_solution,
     read_map,
     read_scenario,
     scenario_vertices,
     solve,
 )
+from shopfloor.core.errors import ShopfloorError
 
 console = Console(stderr=True, width=140)
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,7 +97,7 @@ def run_one(map_path: Path, scen_path: Path, n: int, time_limit: float, stall: i
     try:
         result = solve(graph, starts, goals, time_limit_s=time_limit, refine_s=time_limit, stall_iterations=stall,
                        seed=seed)
-    except MapfError as exc:
+    except ShopfloorError as exc:  # no solution, timeout
         wall = time.perf_counter() - t0
         return Run(scen_path.stem, n, False, False, wall, wall, 0, 0, 0, 0, 0,
                    (time.process_time() - cpu0) / max(wall, 1e-9), error=str(exc))
@@ -186,8 +186,12 @@ def main() -> int:
         console.print(f"[yellow]skip: no .scen files for {map_path.name} beside it")
         return 0
     counts = [int(x) for x in args.agents.split(",")]
+    try:
+        graph = read_map(map_path)
+    except ShopfloorError as exc:
+        console.print(f"[red]{exc}")
+        return 2
     compile_s = warm_up()
-    graph = read_map(map_path)
     console.print(f"{map_path.name}: {graph.width}x{graph.height}, {graph.num_vertices} free cells; "
                   f"{len(scens)} scenarios; numba warm-up {compile_s:.1f} s (not counted)")
     runs: list[Run] = []
@@ -199,7 +203,7 @@ def main() -> int:
                 progress.update(task, description=f"{scen.stem} x {n}")
                 try:
                     run = run_one(map_path, scen, n, args.time_limit, args.stall, args.seed)
-                except (MapfError, ValueError) as exc:  # a scenario with fewer agents, or a bad file
+                except (ShopfloorError, ValueError) as exc:  # a bad scenario file, or one with fewer agents
                     run = Run(scen.stem, n, False, False, 0.0, 0.0, 0, 0, 0, 0, 0, 0.0, error=str(exc))
                 runs.append(run)
                 if run.error:
