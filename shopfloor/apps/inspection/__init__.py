@@ -1,0 +1,1 @@
+"""Visual quality inspection: defect classification, localisation and anomaly detection on surface images."""
