@@ -17,6 +17,9 @@ def assert_solves(graph, starts, goals, **kw):  # type: ignore[no-untyped-def]
     assert report.valid, report.violations[:3]
     assert report.soc == result.soc and result.soc >= result.lower_bound
     assert result.soc <= result.initial_soc  # refinement never makes it worse
+    assert result.trace[0] == (result.first_solution_s, result.initial_soc) and result.trace[-1][1] == result.soc
+    assert all(later[1] < earlier[1] for earlier, later in zip(result.trace, result.trace[1:], strict=False))
+    assert result.seconds_to(result.soc / result.lower_bound) is not None
     return result
 
 
