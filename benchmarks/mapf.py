@@ -6,7 +6,9 @@ For every scenario and agent count the instance is the first N agents (the MAPF 
 success (a solution within the limit), time to the first solution, total time, and the sum of costs
 against the lower bound (sum of shortest-path lengths) for the first solution and the final one. Every
 solution is checked (valid moves, no vertex or swap conflicts, goals reached and kept) before it counts.
-The machine may be shared: each instance records the CPU seconds it got per wall second.
+Replanning is timed too: at the largest count, the plan runs 20 steps, 5 vehicles stop, and everyone else
+is planned again from where they are (`--no-replan` leaves it out). The machine may be shared: each
+instance records the CPU seconds it got per wall second.
 
 Run: python benchmarks/mapf.py [--agents 50,100,200,300,400,500] [--map M.map --scen S.scen ...]
                                [--time-limit 9.5] [--json] [--out DIR]
@@ -31,8 +33,10 @@ from rich.table import Table
 
 from shopfloor.apps.warehouse.mapf import (
     check_solution,
+    positions_at,
     read_map,
     read_scenario,
+    replan,
     scenario_vertices,
     solve,
 )
@@ -109,6 +113,31 @@ def run_one(map_path: Path, scen_path: Path, n: int, time_limit: float, stall: i
                result.seconds_to(TARGET_RATIO))
 
 
+@dataclass
+class Replan:
+    scenario: str
+    agents: int
+    stopped: int
+    replan_s: float  # the whole call: reduced grid, distance tables, LaCAM, checks (no refinement)
+    valid: bool
+    holding: int
+    soc_ratio: float
+
+
+def replan_one(map_path: Path, scen_path: Path, n: int, at_step: int, n_stopped: int, seed: int) -> Replan:
+    """Solve, run the plan to ``at_step``, stop ``n_stopped`` vehicles there and time the replan."""
+    graph = read_map(map_path)
+    starts, goals = scenario_vertices(graph, read_scenario(scen_path), n)
+    plan = solve(graph, starts, goals, refine_s=1.0, seed=seed)
+    now = positions_at(plan.paths, at_step)
+    stopped = np.random.default_rng(seed).choice(n, n_stopped, replace=False).tolist()
+    t0 = time.perf_counter()
+    result = replan(graph, now, goals, stopped=stopped, refine_s=0.0, seed=seed)
+    elapsed = time.perf_counter() - t0
+    valid = check_solution(graph, now, result.goals, result.paths).valid
+    return Replan(scen_path.stem, n, n_stopped, elapsed, valid, len(result.holding), result.solve.soc_ratio)
+
+
 def summarise(runs: list[Run], counts: list[int]) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     for n in counts:
@@ -173,6 +202,7 @@ def main() -> int:
     ap.add_argument("--time-limit", type=float, default=9.5, help="seconds per instance, refinement included")
     ap.add_argument("--stall", type=int, default=2000, help="stop refining after this many steps without a gain")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-replan", action="store_true", help="leave out the replanning timing")
     ap.add_argument("--json", action="store_true", help="print one JSON line on stdout")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "mapf", help="the plot goes here")
     args = ap.parse_args()
@@ -230,13 +260,29 @@ def main() -> int:
     ratio_held = "held" if all_ok and worst_ratio <= TARGET_RATIO else "NOT held"
     console.print(f"target: every instance solved within {TARGET_S:g} s: {time_held} (slowest {worst_total:.2f} s); "
                   f"SoC within {TARGET_RATIO:g}x the lower bound: {ratio_held} (worst {worst_ratio:.3f})")
+    replans: list[Replan] = []
+    if not args.no_replan:
+        n = max(counts)
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=True) as progress:
+            for scen in progress.track(scens, description=f"replanning, {n} agents"):
+                try:
+                    replans.append(replan_one(map_path, scen, n, at_step=20, n_stopped=5, seed=args.seed))
+                except (ShopfloorError, ValueError) as exc:
+                    console.print(f"[red]replan {scen.stem} x {n}: {exc}")
+        if replans:
+            times = [r.replan_s for r in replans]
+            console.print(f"replanning after 5 of {n} vehicles stop at step 20: "
+                          f"{statistics.median(times):.3f} s median, {max(times):.3f} s max; "
+                          f"{sum(r.valid for r in replans)}/{len(replans)} valid; "
+                          f"vehicles left holding: {[r.holding for r in replans]}")
     path = plot(rows, args.out, f"{map_path.stem}: LaCAM + LNS, {args.time_limit:g} s per instance")
     console.print(f"plot: {path}")
     if args.json:
         print(json.dumps({"benchmark": "mapf", "map": map_path.stem, "scenarios": [s.stem for s in scens],
                           "time_limit_s": args.time_limit, "compile_s": round(compile_s, 2),
                           "machine": f"{platform.machine()} {os.cpu_count()} cpu", "summary": rows,
-                          "runs": [asdict(r) for r in runs]}))
+                          "runs": [asdict(r) for r in runs], "replans": [asdict(r) for r in replans]}))
     return 0
 
 
