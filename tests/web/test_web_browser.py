@@ -17,6 +17,13 @@ import paho.mqtt.client as mqtt
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect
 
+from shopfloor.api import create_app
+from shopfloor.auth.store import Role
+from shopfloor.config import parse_plant_config
+from shopfloor.core.samples import SampleBatch
+from shopfloor.platform import Platform
+from shopfloor.testing.server import ApiServer
+from shopfloor.testing.waiting import wait_for
 from tests.web.conftest import Demo
 
 CNC1 = "virtual-factory/machining/line1/cell1/cnc1"
@@ -82,6 +89,80 @@ def bucket_ms(param: str) -> int:
     m = DURATION.match(param)
     assert m, param
     return int(m.group(1)) * UNIT_MS[m.group(2)]
+
+
+PRESS1 = "virtual-factory/machining/line1/cell5/press1"
+COLD_OIL = "press1-oil-cold"
+
+
+def test_an_alarm_raised_by_the_demo_appears_live_is_acknowledged_and_shelved(
+    browser: Browser, demo: Demo, output_dir: Path
+) -> None:
+    """The demo's press starts with cold oil: 30 s (of sample time) later its alarm rises, while the page is open.
+
+    This test runs first, on the fresh demo, so the alarm is still to come when the page connects.
+    """
+    assert httpx.get(f"{demo.url}/api/alarms/{COLD_OIL}").json()["state"] == "normal"
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, color_scheme="light")
+    watched = Watched(context.new_page())
+    p = watched.page
+    try:
+        p.goto(f"{demo.url}/#/alarms")
+        expect(p.get_by_test_id("alarms-page")).to_be_visible()
+        row = p.locator(f'[data-testid="alarm-row"][data-alarm="{COLD_OIL}"]')
+        expect(row).to_have_count(0)
+        expect(row).to_have_attribute("data-state", "unack_active", timeout=90_000)
+        assert p.evaluate("performance.getEntriesByType('navigation').length") == 1  # arrived live, no reload
+        expect(row).to_contain_text("Pressing with cold hydraulic oil")
+        expect(row.locator(".prio")).to_have_text("LOW")
+        banner = p.get_by_test_id("alarm-banner")
+        expect(banner).to_contain_text("press1")
+        expect(banner).to_contain_text("Pressing with cold hydraulic oil")
+        expect(banner.locator('[data-priority="low"]')).to_have_attribute("data-unack", "1")
+        expect(p.locator("#alarm-tab-count")).to_have_text("1")
+        p.screenshot(path=str(output_dir / "alarms-1366x768-light.png"), animations="disabled")
+
+        # Acknowledge: the row stays (the condition is still there), acknowledged by the anonymous admin.
+        row.get_by_role("button", name="Ack").click()
+        expect(row).to_have_attribute("data-state", "acked_active")
+        expect(row).to_contain_text("Ack active")
+        expect(banner).to_contain_text("No unacknowledged alarms")
+        expect(p.locator("#alarm-tab-count")).to_be_hidden()
+
+        # The overview marks the press's card while the alarm is active.
+        p.get_by_role("navigation", name="Pages").get_by_role("link", name="Overview").click()
+        marker = p.locator(f'[data-eq="{PRESS1}"] [data-testid="alarm-marker"]')
+        expect(marker).to_be_visible()
+        expect(marker).to_have_text("LOW")
+        expect(p.locator(f'[data-eq="{CNC1}"] [data-testid="alarm-marker"]')).to_be_hidden()
+
+        # Shelve with a duration and a reason: it leaves the active list for the shelved one.
+        p.get_by_role("navigation", name="Pages").get_by_role("link", name="Alarms").click()
+        row.get_by_role("button", name="Shelve…").click()
+        dialog = p.get_by_role("dialog", name="Shelve alarm")
+        dialog.get_by_label("Shelve for").select_option("30")
+        dialog.get_by_label("Reason").fill("warming up after the start")
+        dialog.get_by_role("button", name="Shelve", exact=True).click()
+        expect(row).to_have_count(0)
+        shelved = p.locator(f'[data-testid="blocked-row"][data-alarm="{COLD_OIL}"]')
+        expect(shelved).to_have_attribute("data-state", "shelved")
+        expect(shelved).to_contain_text("anonymous: warming up after the start")
+        expect(banner).to_contain_text("1 shelved")
+        p.get_by_role("navigation", name="Pages").get_by_role("link", name="Overview").click()
+        expect(p.locator(f'[data-eq="{PRESS1}"] [data-testid="alarm-marker"]')).to_be_hidden()
+
+        # The journal shows each transition, newest first, with who.
+        p.goto(f"{demo.url}/#/alarms/journal?alarm={COLD_OIL}")
+        rows = p.get_by_test_id("journal-row")
+        expect(rows).to_have_count(3)
+        assert [rows.nth(i).get_attribute("data-event") for i in range(3)] == ["shelved", "acknowledged", "activated"]
+        assert [rows.nth(i).get_by_test_id("journal-user").inner_text() for i in range(3)] == [
+            "anonymous", "anonymous", "system"]
+        expect(rows.first).to_contain_text("warming up after the start")
+        expect(rows.first).to_contain_text("Ack active → Normal")
+        watched.assert_no_errors()
+    finally:
+        context.close()
 
 
 def test_overview_shows_the_simulated_line_and_values_change_live(page: Watched, demo: Demo) -> None:
@@ -218,6 +299,7 @@ def test_screenshots_fit_each_screen(browser: Browser, demo: Demo, output_dir: P
         for name, route, ready in (
             ("overview", "/", "[data-testid=equipment-card] [data-tag]"),
             ("equipment", f"/#/equipment/{CNC1}?range=1h", "#chart[data-points]"),
+            ("alarms", "/#/alarms", "[data-testid=alarms-page] #active-rows tr"),
         ):
             p.goto(f"{demo.url}{route}")
             p.wait_for_selector(ready)
@@ -231,6 +313,109 @@ def test_screenshots_fit_each_screen(browser: Browser, demo: Demo, output_dir: P
         watched.assert_no_errors()
     finally:
         context.close()
+
+
+AUTH_PLANT = """\
+site:
+  name: plant
+  areas:
+    - name: shop
+      lines:
+        - name: line
+          equipment:
+            - name: oven
+              source: {protocol: json, device: oven}
+              tags:
+                - {name: temperature, unit: °C}
+mqtt: {client_id: dashboard-auth-test, host_id: null, json_prefix: dashboard-auth-test/json}
+alarms:
+  rules:
+    - {name: oven-hot, type: limit, tag: plant/shop/line/oven/temperature, h: 250, priority: high,
+       message: "Oven above 250 °C"}
+auth: {enabled: true}
+"""
+# What the browser itself logs for the answers this test asks for: 401 before logging in, 403 to a viewer.
+EXPECTED_REFUSALS = re.compile(r"Failed to load resource: the server responded with a status of 40[13]")
+
+
+def test_with_auth_on_a_viewer_cannot_acknowledge_and_an_operator_can(
+    browser: Browser, demo: Demo, tmp_path: Path
+) -> None:
+    """A small platform of its own (one oven, auth on) in this process, on the demo's broker."""
+    config = parse_plant_config(AUTH_PLANT)
+    platform = Platform(config, data_dir=tmp_path / "data", broker_url=f"mqtt://127.0.0.1:{demo.mqtt_port}")
+    with ApiServer(create_app(platform)) as server:
+        for name, role in (("vera", Role.VIEWER), ("olga", Role.OPERATOR)):
+            platform.users.add_user(name, f"{name}-password", role)
+        oven = platform.tag_index.id_of("plant/shop/line/oven/temperature")
+        platform.writer.submit(SampleBatch.of([oven], [time.time_ns()], [262.0]))
+        wait_for(lambda: platform.alarms.alarm("oven-hot:H")["state"] == "unack_active", timeout=10)
+
+        context = browser.new_context(viewport={"width": 1366, "height": 768}, color_scheme="dark")
+        watched = Watched(context.new_page())
+        p = watched.page
+        try:
+            p.goto(f"{server.url}/#/alarms")
+            login = p.get_by_role("heading", name="Log in to shopfloor")
+            expect(login).to_be_visible()
+            expect(p.get_by_test_id("alarms-page")).to_have_count(0)  # nothing behind the form
+            p.get_by_label("User name").fill("vera")
+            p.get_by_label("Password").fill("wrong")
+            p.get_by_role("button", name="Log in").click()
+            expect(p.get_by_text("Wrong user name or password.")).to_be_visible()
+            p.get_by_label("Password").fill("vera-password")
+            p.get_by_role("button", name="Log in").click()
+            expect(login).to_be_hidden()
+            expect(p.locator("#user-name")).to_have_text("vera")
+            expect(p.locator("#user-role")).to_have_text("viewer")
+
+            # A viewer sees the alarm but may not acknowledge it; the platform refuses it too.
+            row = p.locator('[data-testid="alarm-row"][data-alarm="oven-hot:H"]')
+            expect(row).to_have_attribute("data-state", "unack_active")
+            ack = row.get_by_role("button", name="Ack")
+            expect(ack).to_be_disabled()
+            expect(ack).to_have_attribute("title", "Needs role operator; vera is viewer")
+            expect(row.get_by_role("button", name="Shelve…")).to_be_disabled()
+            refused = p.request.post(f"{server.url}/api/alarms/oven-hot:H/ack", data={"comment": ""})
+            assert refused.status == 403 and "needs role operator" in refused.json()["detail"]
+            p.get_by_role("button", name="Log out").click()
+            expect(login).to_be_visible()
+
+            # An operator can.
+            p.get_by_label("User name").fill("olga")
+            p.get_by_label("Password").fill("olga-password")
+            p.get_by_role("button", name="Log in").click()
+            expect(p.locator("#user-role")).to_have_text("operator")
+            expect(ack).to_be_enabled()
+            ack.click()
+            expect(row).to_have_attribute("data-state", "acked_active")
+            expect(row).to_contain_text("by olga")
+
+            # Her role is lowered meanwhile: the platform's 403 is shown with the role needed, and the page follows.
+            platform.users.update_user("olga", role=Role.VIEWER)
+            row.get_by_role("button", name="Shelve…").click()
+            dialog = p.get_by_role("dialog", name="Shelve alarm")
+            dialog.get_by_label("Reason").fill("oven being serviced")
+            dialog.get_by_role("button", name="Shelve", exact=True).click()
+            expect(p.get_by_test_id("toast").filter(has_text="Not allowed to shelve")).to_contain_text(
+                "needs role operator; olga is viewer")
+            expect(p.locator("#user-role")).to_have_text("viewer")
+            expect(row.get_by_role("button", name="Shelve…")).to_be_disabled()
+
+            # The session ends (cookie gone): the next request answers 401 and the login form comes back.
+            context.clear_cookies()
+            p.get_by_role("link", name="Journal").click()
+            expect(login).to_be_visible()
+            expect(p.get_by_text("Your session ended. Log in again to go on.")).to_be_visible()
+            p.get_by_label("User name").fill("olga")
+            p.get_by_label("Password").fill("olga-password")
+            p.get_by_role("button", name="Log in").click()
+            journal = p.get_by_test_id("journal-row")
+            expect(journal.filter(has_text="Acknowledged")).to_contain_text("olga")
+            errors = [e for _, e in watched.errors if not EXPECTED_REFUSALS.search(e)]
+            assert errors == [], errors
+        finally:
+            context.close()
 
 
 def test_page_shows_disconnected_and_recovers_after_a_platform_restart(page: Watched, demo: Demo) -> None:

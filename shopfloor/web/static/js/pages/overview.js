@@ -1,6 +1,7 @@
 // Plant overview: the ISA-95 tree with each machine's state, one card per equipment (state and its last hour,
 // key values, counters and rates), plant totals, and which data is stale or of bad quality.
 
+import { alarms, isUnacked, PRIORITY_SHORT } from "../alarms.js";
 import { getJSON } from "../api.js";
 import { catalog, clock } from "../catalog.js";
 import { duration, escapeHtml, html, humanize, number, rate, raw, stateClass, stateColorVar, tagValue } from "../format.js";
@@ -134,7 +135,7 @@ export function mount(el) {
     return html`<article class="panel card" data-eq="${eq.path}" data-testid="equipment-card">
       <div class="card-head">
         <h3><a href="#/equipment/${raw(encodeURI(eq.path))}">${eq.name}</a></h3><span class="type">${parentName(eq)} · ${eq.type}</span>
-        <span class="right"><span class="badge stale" data-stale hidden>stale</span>${raw(eq.state ? '<span class="pill" data-state-pill><span class="dot"></span><span class="label"></span></span>' : "")}</span>
+        <span class="right"><a class="alarm-marker" href="#/alarms" data-testid="alarm-marker" hidden></a><span class="badge stale" data-stale hidden>stale</span>${raw(eq.state ? '<span class="pill" data-state-pill><span class="dot"></span><span class="label"></span></span>' : "")}</span>
       </div>
       <div class="card-desc" title="${eq.description}">${eq.description}</div>
       ${raw(timelineHtml(eq))}
@@ -223,6 +224,26 @@ export function mount(el) {
     renderKpis();
   }
 
+  /** A marker on each card with active alarms: how many, coloured by the most urgent, blinking while unacknowledged. */
+  function renderAlarmMarkers() {
+    if (!data || stopped) return;
+    const byEq = alarms.byEquipment();
+    for (const eq of data.equipment) {
+      const marker = groupsEl.querySelector(`[data-eq="${CSS.escape(eq.path)}"] [data-testid="alarm-marker"]`);
+      if (!marker) continue;
+      const list = byEq.get(eq.path) ?? [];
+      marker.hidden = list.length === 0;
+      if (!list.length) continue;
+      const top = list[0];
+      const unack = list.some(isUnacked);
+      marker.className = `alarm-marker p-${top.priority} ${unack ? "unack" : ""}`;
+      marker.dataset.count = String(list.length);
+      marker.textContent = `${PRIORITY_SHORT[top.priority]} ${list.length > 1 ? `+${list.length - 1}` : ""}`.trim();
+      marker.title = list.map((a) => `${a.priority}: ${a.message || a.id} (${a.state.replace("_", " ")})`).join("\n");
+      marker.setAttribute("aria-label", `${list.length} active alarm${list.length > 1 ? "s" : ""}, most urgent ${top.priority}`);
+    }
+  }
+
   function schedule() {
     if (!pending) pending = setTimeout(refresh, 250);
   }
@@ -240,12 +261,14 @@ export function mount(el) {
       el.querySelector("#stale-after").textContent = ` (no data for ${duration(data.stale_after_ms)})`;
       renderGroups();
       refresh();
+      renderAlarmMarkers();
     } catch (err) {
       if (data === null && !stopped) groupsEl.innerHTML = `<div class="panel error-note">Could not load the overview: ${err.message}</div>`;
     }
   }
 
   const offSamples = live.onSamples(schedule);
+  const offAlarms = alarms.onChange(renderAlarmMarkers);
   const onReconnected = () => load();
   window.addEventListener("reconnected", onReconnected);
   live.setTags(null);
@@ -255,6 +278,7 @@ export function mount(el) {
   return () => {
     stopped = true;
     offSamples();
+    offAlarms();
     clearInterval(timer);
     clearInterval(ticker);
     clearTimeout(pending);
