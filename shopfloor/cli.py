@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from shopfloor.apps.maintenance.cli import app as maintenance_app
 from shopfloor.apps.mes.cli import cli as mes_cli
 from shopfloor.apps.scheduling.cli import app as schedule_app
 
@@ -20,6 +21,7 @@ app = typer.Typer(
 )
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(mes_cli)  # shopfloor trace ..., shopfloor oee
+app.add_typer(maintenance_app, name="maintenance")
 console = Console(stderr=True)
 
 

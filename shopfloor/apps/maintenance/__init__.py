@@ -1,0 +1,1 @@
+"""Equipment fault diagnosis and prediction: bearing diagnosis, remaining useful life, failure, anomalies."""
