@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from mapf_helpers import map_text, random_instance, small_warehouse
 
-from shopfloor.apps.warehouse.mapf import MapfError, NoSolution, check_solution, parse_map, solve
+from shopfloor.apps.warehouse.mapf import GridGraph, MapfError, NoSolution, check_solution, parse_map, solve
 from shopfloor.apps.warehouse.mapf.lacam import LacamSearch
 from shopfloor.apps.warehouse.mapf.refine import Refiner
 
@@ -80,3 +80,17 @@ def test_malformed_instances() -> None:
         solve(graph, [0], [graph.num_vertices])
     with pytest.raises(MapfError, match="equal-length"):
         solve(graph, [0, 1], [2])
+
+
+def test_lacam_exhausts_every_reachable_configuration() -> None:
+    # four agents in a 16-cell corridor must reverse their order: impossible. Every placement that keeps
+    # their order is reachable, C(16, 4) = 1820 configurations, and LaCAM must visit each before it gives up
+    # (this also grows every array of the search well past its initial size).
+    graph = GridGraph(np.ones((1, 16), dtype=bool))
+    starts = np.array([0, 1, 2, 3], dtype=np.int32)
+    goals = starts[::-1].copy()
+    search = LacamSearch(graph, starts, goals, graph.distance_table(goals))
+    assert search.run(time.perf_counter() + 30) is None
+    assert search.high_nodes == 1820
+    with pytest.raises(NoSolution, match="exhausted all 1820"):
+        solve(graph, starts, goals)
