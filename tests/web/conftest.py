@@ -24,6 +24,8 @@ from shopfloor.core.net import free_port
 from shopfloor.core.samples import Quality, SampleBatch
 from shopfloor.historian.base import open_historian
 from shopfloor.sim.factory import VirtualFactory
+from shopfloor.sim.fieldmap import FieldDevice
+from shopfloor.sim.machines import Device
 from shopfloor.testing.processes import interrupt
 
 if TYPE_CHECKING:
@@ -49,7 +51,8 @@ def seed_history(data_dir: Path, minutes: int = 65) -> int:
     historian = open_historian("duckdb", data_dir)
     try:
         ids = historian.ensure_tags([t.path for t in model.tags])
-        devices = [*factory.sparkplug_devices, *factory.json_devices, *factory.field_devices]
+        devices: list[Device | FieldDevice] = [*factory.sparkplug_devices, *factory.json_devices,
+                                               *factory.field_devices]
         tag_ids = {
             d.name: np.array([ids[f"{equipment[d.name]}/{s.name}"] for s in d.signals], np.int32) for d in devices
         }

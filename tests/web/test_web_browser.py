@@ -10,11 +10,13 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 from urllib.parse import parse_qs, urlparse
 
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from playwright.sync_api import Browser, ConsoleMessage, Page, Request, expect
 
 from shopfloor.api import create_app
@@ -120,7 +122,7 @@ def test_an_alarm_raised_by_the_demo_appears_live_is_acknowledged_and_shelved(
         expect(banner).to_contain_text("Pressing with cold hydraulic oil")
         expect(banner.locator('[data-priority="low"]')).to_have_attribute("data-unack", "1")
         expect(p.locator("#alarm-tab-count")).to_have_text("1")
-        p.screenshot(path=str(output_dir / "alarms-1366x768-light.png"), animations="disabled")
+        p.screenshot(path=str(output_dir / "alarms-active-1366x768-light.png"), animations="disabled")
 
         # Acknowledge: the row stays (the condition is still there), acknowledged by the anonymous admin.
         row.get_by_role("button", name="Ack").click()
@@ -266,7 +268,7 @@ def test_tag_browser_searches_and_filters(page: Watched, demo: Demo) -> None:
 
 
 def test_data_health_shows_connectors_gateways_and_dead_letters(page: Watched, demo: Demo) -> None:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="dashboard-test-bad-meter")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="dashboard-test-bad-meter")
     client.connect("127.0.0.1", demo.mqtt_port)
     client.loop_start()
     try:
@@ -291,7 +293,9 @@ SIZES = {"1366x768": (1366, 768), "1920x1080": (1920, 1080), "tablet": (820, 118
 
 
 @pytest.mark.parametrize("theme", ["light", "dark"])
-def test_screenshots_fit_each_screen(browser: Browser, demo: Demo, output_dir: Path, theme: str) -> None:
+def test_screenshots_fit_each_screen(
+    browser: Browser, demo: Demo, output_dir: Path, theme: Literal["light", "dark"]
+) -> None:
     context = browser.new_context(viewport={"width": 1366, "height": 768}, color_scheme=theme)
     watched = Watched(context.new_page())
     p = watched.page

@@ -83,7 +83,7 @@ def test_overview_states_counters_staleness_and_quality(plant: tuple[Platform, h
          "equipment": 1},
     ]
     assert body["stale_equipment"] == 1
-    assert body["quality"] == {"good": 4, "uncertain": 0, "bad": 1, "missing": 7}
+    assert body["quality"] == {"good": 4, "uncertain": 0, "bad": 1, "missing": 9}
 
     fresh = http.get("/api/dashboard/overview", params={"stale_s": 3600}).json()
     assert fresh["stale_equipment"] == 0
@@ -107,13 +107,14 @@ def test_tag_rows_filter_by_text_asset_unit_and_quality(plant: tuple[Platform, h
         return [t["tag"] for t in r.json()["tags"]]
 
     body = http.get("/api/dashboard/tags").json()
-    assert body["total"] == 12 and len(body["tags"]) == 12
+    assert body["total"] == 14 and len(body["tags"]) == 14
     row = next(t for t in body["tags"] if t["tag"] == f"{MILL}/b")
     assert row["quality"] == "uncertain" and row["value"] == 2.0 and row["equipment"] == MILL and not row["stale"]
     assert paths(quality="good") == [f"{MILL}/a", f"{GATEWAY}/wifi_rssi"]
     assert paths(quality="uncertain") == [f"{MILL}/b"]
-    assert paths(quality="stale") == [f"{GATEWAY}/wifi_rssi", f"{GATEWAY}/uptime", f"{GATEWAY}/margin"]
-    assert len(paths(quality="missing")) == 9
+    assert paths(quality="stale") == [f"{GATEWAY}/{n}" for n in ("wifi_rssi", "uptime", "margin", "link_rtt_ms",
+                                                                 "backlog_samples")]
+    assert len(paths(quality="missing")) == 11
     assert paths(q="RSSI") == [f"{GATEWAY}/wifi_rssi"]
     assert paths(unit="dB") == [f"{GATEWAY}/margin"]
     assert paths(asset="s/a/l/c1", unit="kW") == [f"{MILL}/a"]
@@ -127,7 +128,7 @@ def test_health_page_ingest_rate_gateways_and_link_tags(
     platform, http = plant
     first = http.get("/api/dashboard/health").json()
     assert first["status"] == "ok" and first["ingest"]["rate_per_s"] is None  # one reading so far
-    assert [t["name"] for t in first["link_tags"]] == ["wifi_rssi", "margin"]
+    assert [t["name"] for t in first["link_tags"]] == ["wifi_rssi", "margin", "link_rtt_ms", "backlog_samples"]
     assert first["gateways"] == []
 
     edge = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="dashboard-test-edge")

@@ -127,8 +127,10 @@ function setupAlarmBanner() {
         <span class="faint">${first.id} · ${STATE_LABELS[first.state]}</span>`.html;
       top.title = `${first.id}: ${first.message}`;
     } else {
-      top.innerHTML = list.length ? `<span class="muted">No unacknowledged alarms · ${list.length} acknowledged active</span>`
-        : '<span class="muted">No alarms</span>';
+      const blockedN = s ? s.shelved + s.suppressed + s.out_of_service : 0;
+      const rest = blockedN ? ` · ${blockedN} shelved, suppressed or out of service` : "";
+      top.innerHTML = list.length ? `<span class="muted">No unacknowledged alarms · ${list.length} acknowledged active${rest}</span>`
+        : `<span class="muted">No active alarms${rest}</span>`;
       top.title = "";
     }
     const by = s?.by_priority ?? {};
