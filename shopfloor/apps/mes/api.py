@@ -45,6 +45,10 @@ Pri = Annotated[
     list[str] | None,
     Query(description="Planned run time per item: 'machine/path=seconds' (repeat); default from the MES routings."),
 ]
+Planned = Annotated[
+    list[str] | None,
+    Query(description="Planned downtime (breaks, planned maintenance): 'start/end' in ISO-8601 or epoch ms (repeat)."),
+]
 EmissionFactor = Annotated[
     float | None, Query(ge=0, description="kg CO2e per kWh of the electricity (no CO2e figures without it).")
 ]
@@ -59,6 +63,22 @@ def _period(start: str, end: str) -> tuple[int, int]:
     if b <= a:
         raise HTTPException(422, "end must be after start")
     return a, b
+
+
+def _planned(given: list[str] | None) -> list[tuple[int, int]]:
+    out = []
+    for item in given or []:
+        a, sep, b = item.partition("/")
+        try:
+            if not sep:
+                raise ValueError(f"planned {item!r} must be 'start/end'")
+            window = parse_time_ns(a), parse_time_ns(b)
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        if window[1] <= window[0]:
+            raise HTTPException(422, f"planned window {item!r} ends before it starts")
+        out.append(window)
+    return out
 
 
 def _machines(platform: Platform, path: str) -> list[str]:
@@ -109,13 +129,16 @@ def oee(
     asset: Annotated[str, Query(description="A machine or a line (any asset path): its machines are summed.")],
     start: Start = "-8h", end: End = "now", pri: Pri = None, emission_factor: EmissionFactor = None,
     demand: Annotated[float | None, Query(gt=0, description="Parts wanted in the period (for the takt time).")] = None,
+    planned: Planned = None,
 ) -> Any:
     """ISO 22400 KPIs of a machine or line: time elements, availability, effectiveness, quality ratio, OEE index,
     scrap ratio, MTTR/MTBF, stops, downtime Pareto, bottleneck, energy and CO2e per good part."""
     a, b = _period(start, end)
     machines = _machines(platform, asset)
     try:
-        report = _source(platform, emission_factor).line(machines, a, b, _pri(mes, machines, pri), demand=demand)
+        report = _source(platform, emission_factor).line(
+            machines, a, b, _pri(mes, machines, pri), _planned(planned), demand=demand
+        )
     except MesError as exc:
         raise HTTPException(422, str(exc)) from None
     return FastJSONResponse({"asset": asset, **report.as_dict()})
@@ -127,6 +150,7 @@ def oee_by_shift(
     start: Start = "-24h", end: End = "now", pri: Pri = None, emission_factor: EmissionFactor = None,
     shift_starts: Annotated[str, Query(description="Local hours the shifts start, comma-separated.")] = "6,14,22",
     utc_offset_h: Annotated[float, Query(ge=-14, le=14, description="Local time minus UTC, hours.")] = 0.0,
+    planned: Planned = None,
 ) -> Any:
     """KPIs per shift, each with its machines (the drill-down)."""
     a, b = _period(start, end)
@@ -139,7 +163,8 @@ def oee_by_shift(
     machines = _machines(platform, asset)
     try:
         rows = _source(platform, emission_factor).by_shift(
-            machines, a, b, _pri(mes, machines, pri), starts_h=starts, utc_offset_h=utc_offset_h
+            machines, a, b, _pri(mes, machines, pri), starts_h=starts, utc_offset_h=utc_offset_h,
+            planned=_planned(planned),
         )
     except (MesError, ValueError) as exc:
         raise HTTPException(422, str(exc)) from None
@@ -149,13 +174,13 @@ def oee_by_shift(
 @router.get("/downtime/pareto", response_class=FastJSONResponse)
 def downtime_pareto(
     platform: PlatformDep, mes: MesDep, asset: Annotated[str, Query(description="A machine or a line.")],
-    start: Start = "-8h", end: End = "now", pri: Pri = None,
+    start: Start = "-8h", end: End = "now", pri: Pri = None, planned: Planned = None,
 ) -> Any:
     """Downtime by reason, largest first, with shares, cumulative shares and planned/unplanned."""
     a, b = _period(start, end)
     machines = _machines(platform, asset)
     try:
-        report = _source(platform, None).line(machines, a, b, _pri(mes, machines, pri)).as_dict()
+        report = _source(platform, None).line(machines, a, b, _pri(mes, machines, pri), _planned(planned)).as_dict()
     except MesError as exc:
         raise HTTPException(422, str(exc)) from None
     return FastJSONResponse({"asset": asset, "start_ns": a, "end_ns": b, "pareto": report["pareto"]})

@@ -195,6 +195,7 @@ def oee(
     end: Annotated[str, typer.Option(help="ISO-8601, epoch ms, relative or now.")] = "now",
     pri: Annotated[list[str] | None, typer.Option(help="machine/path=seconds (repeat); default: routings.")] = None,
     emission_factor: Annotated[float | None, typer.Option(help="kg CO2e per kWh.")] = None,
+    planned: Annotated[list[str] | None, typer.Option(help="Planned downtime 'start/end' (repeat).")] = None,
     by_shift: Annotated[bool, typer.Option("--by-shift", help="One row per shift.")] = False,
     as_json: AsJson = False,
 ) -> None:
@@ -205,6 +206,7 @@ def oee(
 
     params: list[tuple[str, str | int | float | bool | None]] = [("asset", asset), ("start", start), ("end", end)]
     params += [("pri", p) for p in pri or []]
+    params += [("planned", p) for p in planned or []]
     if emission_factor is not None:
         params.append(("emission_factor", emission_factor))
     path = "/api/mes/oee/shifts" if by_shift else "/api/mes/oee"

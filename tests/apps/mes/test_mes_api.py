@@ -103,6 +103,16 @@ def test_oee_of_a_line_and_a_machine(api: tuple[Platform, httpx.Client]) -> None
     assert line["pareto"][0]["reason"] == "breakdown"
 
 
+def test_planned_downtime_gives_the_hand_computed_shift(api: tuple[Platform, httpx.Client]) -> None:
+    _, http = api
+    brk = "2026-01-01T10:00:00Z/2026-01-01T10:30:00Z"
+    m = http.get("/api/mes/oee", params={"asset": CNC1, **SHIFT, "planned": brk}).json()["machines"][0]
+    assert (m["time_s"]["APT"], m["time_s"]["PDT"], m["time_s"]["PBT"]) == (24_600, 1800, 27_000)
+    assert m["oee_index"] == pytest.approx(0.8)
+    bad = http.get("/api/mes/oee", params={"asset": CNC1, **SHIFT, "planned": "2026-01-01T10:00:00Z"})
+    assert bad.status_code == 422 and "start/end" in bad.text
+
+
 def test_oee_by_shift_and_pareto(api: tuple[Platform, httpx.Client]) -> None:
     _, http = api
     r = http.get("/api/mes/oee/shifts", params={"asset": LINE, "start": "2026-01-01T06:00:00Z",
