@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
-from shopfloor.auth.deps import SESSION_COOKIE, Admin, Caller, Viewer, auth_enabled, user_store
+from shopfloor.auth.deps import SESSION_COOKIE, Admin, Caller, Viewer, auth_enabled, principal_of, user_store
 from shopfloor.auth.store import AuthError, Principal, Role, UserStore
 
 router = APIRouter(tags=["auth"])
@@ -116,6 +116,19 @@ def logout(who: Caller, response: Response, store: StoreDep) -> dict[str, Any]:
 def me(who: Caller, request: Request) -> dict[str, Any]:
     """Who is asking; auth_enabled false means no login is needed (everyone acts as anonymous admin)."""
     return _me(who, request)
+
+
+@router.get("/api/auth/session")
+def session(request: Request) -> dict[str, Any]:
+    """Like /api/auth/me, but never 401: name and role are null when nobody is logged in (or the session ended).
+
+    The dashboard asks this at load, so a login screen is not an error in the browser's console."""
+    try:
+        return _me(principal_of(request), request)
+    except HTTPException as exc:
+        if exc.status_code != 401:
+            raise
+        return {"name": None, "role": None, "via": None, "auth_enabled": auth_enabled(request)}
 
 
 @router.post("/api/auth/password")

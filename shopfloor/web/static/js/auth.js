@@ -2,7 +2,7 @@
 // no login is ever shown; with it on, the login form posts /api/auth/login and the HttpOnly session cookie does the
 // rest (fetches and WebSockets alike, same origin).
 
-import { ApiError, getJSON, sendJSON } from "./api.js";
+import { getJSON, sendJSON } from "./api.js";
 
 export const ROLES = ["viewer", "operator", "engineer", "admin"];
 
@@ -14,17 +14,10 @@ export const session = {
 
   /** Ask the platform who we are; resolves with true when someone is logged in (or auth is off). */
   async load() {
-    try {
-      const me = await getJSON("/api/auth/me");
-      this.enabled = Boolean(me.auth_enabled);
-      this.name = me.name;
-      this.role = me.role;
-    } catch (err) {
-      if (!(err instanceof ApiError) || err.status !== 401) throw err;
-      this.enabled = true;
-      this.name = null;
-      this.role = null;
-    }
+    const me = await getJSON("/api/auth/session"); // never 401: name null when nobody is logged in
+    this.enabled = Boolean(me.auth_enabled);
+    this.name = me.name;
+    this.role = me.role;
     this.emit();
     return this.loggedIn;
   },
