@@ -391,6 +391,10 @@ def test_with_auth_on_a_viewer_cannot_acknowledge_and_an_operator_can(
             p.get_by_label("Password").fill("olga-password")
             p.get_by_role("button", name="Log in").click()
             expect(p.locator("#user-role")).to_have_text("operator")
+            p.set_viewport_size({"width": 820, "height": 1180})  # the user in the top bar still fits a tablet
+            expect(p.locator("#user-name")).to_be_visible()
+            assert p.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+            p.set_viewport_size({"width": 1366, "height": 768})
             expect(ack).to_be_enabled()
             ack.click()
             expect(row).to_have_attribute("data-state", "acked_active")

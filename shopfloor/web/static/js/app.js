@@ -101,6 +101,11 @@ function setupClock() {
   setInterval(tick, 1000);
 }
 
+/** Today's times as the clock shows them, older ones with their date. */
+function sinceText(ms) {
+  return new Date(ms).toDateString() === new Date().toDateString() ? clockTime(ms) : dateTime(ms);
+}
+
 /** The alarm banner under the top bar: the most urgent unacknowledged alarm and the counts by priority. */
 function setupAlarmBanner() {
   const bar = document.getElementById("alarmbar");
@@ -122,7 +127,7 @@ function setupAlarmBanner() {
     if (first) {
       const eq = equipmentOf(first).split("/").pop();
       top.innerHTML = html`<span class="prio p-${first.priority} ${first.state === "unack_active" ? "blink" : ""}">${PRIORITY_SHORT[first.priority] ?? first.priority}</span>
-        <span class="alarmbar-time">${dateTime(Date.parse(first.active_since || first.changed))}</span>
+        <span class="alarmbar-time">${sinceText(Date.parse(first.active_since || first.changed))}</span>
         <b>${eq}</b><span class="alarmbar-msg">${first.message || first.id}</span>
         <span class="faint">${first.id} · ${STATE_LABELS[first.state]}</span>`.html;
       top.title = `${first.id}: ${first.message}`;

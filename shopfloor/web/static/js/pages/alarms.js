@@ -5,7 +5,7 @@ import { alarms, equipmentOf, isUnacked, PRIORITIES, PRIORITY_SHORT, STATE_LABEL
 import { getJSON, sendJSON } from "../api.js";
 import { session } from "../auth.js";
 import { catalog } from "../catalog.js";
-import { dateTime, duration, html, humanize, number, raw } from "../format.js";
+import { clockTime, dateTime, duration, html, humanize, number, raw } from "../format.js";
 import { actionFailed, toast } from "../toast.js";
 
 const SHELVE_MINUTES = [[15, "15 min"], [30, "30 min"], [60, "1 h"], [120, "2 h"], [240, "4 h"], [480, "8 h"]];
@@ -16,6 +16,12 @@ const EVENT_LABELS = {
   removed_from_service: "Out of service", returned_to_service: "Back in service", escalated: "Escalated",
   removed: "Removed", rule_created: "Rule created", rule_updated: "Rule changed", rule_deleted: "Rule deleted",
 };
+
+/** Today's times as the clock shows them, older ones with their date: the list stays narrow on a tablet. */
+function when(ms) {
+  if (Number.isNaN(ms)) return "—";
+  return new Date(ms).toDateString() === new Date().toDateString() ? clockTime(ms) : dateTime(ms);
+}
 
 export function title(route) {
   return route.path === "journal" ? "Alarm journal" : "Alarms";
@@ -129,12 +135,12 @@ function activeView(el) {
         class="arow p-${a.priority} ${isUnacked(a) ? "unack" : ""}">
       <td class="check">${isUnacked(a) ? html`<input type="checkbox" data-select aria-label="Select ${a.id}" ${raw(selected.has(a.id) ? "checked" : "")} ${raw(session.can("operator") ? "" : "disabled")}>` : ""}</td>
       <td><span class="prio p-${a.priority} ${a.state === "unack_active" ? "blink" : ""}" title="${a.priority} priority">${PRIORITY_SHORT[a.priority] ?? a.priority}</span></td>
-      <td class="num nowrap">${dateTime(Date.parse(a.active_since || a.changed))}</td>
+      <td class="num nowrap" title="${dateTime(Date.parse(a.active_since || a.changed))}">${when(Date.parse(a.active_since || a.changed))}</td>
       <td>${eqCell(a)}</td>
       <td><div class="amsg">${a.message || humanize(a.rule)}</div><div class="path mono">${a.id}${limitOf(a) ? ` · ${limitOf(a)}` : ""}</div></td>
       <td class="r num nowrap">${valueOf(a)}</td>
       <td>${stateCell(a)}${a.acked_by ? html`<div class="faint small">by ${a.acked_by}</div>` : ""}</td>
-      <td class="r nowrap">${actions(a)}</td></tr>`.html).join("")
+      <td class="r nowrap actions">${actions(a)}</td></tr>`.html).join("")
       : `<tr><td colspan="8" class="empty">${alarms.state === "live" ? "No active alarms: the plant is within its limits." : "Connecting to the alarms…"}</td></tr>`;
     const blocked = alarms.blocked();
     el.querySelector("#blocked-count").textContent = blocked.length ? String(blocked.length) : "";
