@@ -225,11 +225,12 @@ def plot_anomaly(parts: list[Any], heats: list[np.ndarray], out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(3, len(parts), figsize=(2.2 * len(parts), 6.6))
+    top = max(float(h.max()) for h in heats)  # one colour scale for all, so good parts look as cool as they are
     for col, (part, heat) in enumerate(zip(parts, heats, strict=True)):
         axes[0, col].imshow(part.image, cmap="gray", vmin=0, vmax=255)
         axes[0, col].set_title(part.kind or "good", fontsize=8)
         axes[1, col].imshow(part.mask, cmap="gray")
-        axes[2, col].imshow(heat, cmap="inferno")
+        axes[2, col].imshow(heat, cmap="inferno", vmin=0.0, vmax=top)
         for r in range(3):
             axes[r, col].axis("off")
     fig.suptitle("synthetic parts: image, injected mask, anomaly heat map", fontsize=8)

@@ -10,7 +10,7 @@ none. Per class, the candidates' probabilities are the confidences, greedy NMS r
 heat map of a class is the mean probability of the candidates covering each cell.
 
 Why this and not a CNN detector: no pretrained weights may be fetched, training must fit in minutes on 2 CPU
-cores, and integral images make the descriptor of any of ~8,000 boxes per image a few additions.
+cores, and integral images make the descriptor of any of the ~6,000 boxes per image a few additions.
 """
 
 from __future__ import annotations
