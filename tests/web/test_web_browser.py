@@ -352,7 +352,10 @@ def test_with_auth_on_a_viewer_cannot_acknowledge_and_an_operator_can(
         for name, role in (("vera", Role.VIEWER), ("olga", Role.OPERATOR)):
             platform.users.add_user(name, f"{name}-password", role)
         oven = platform.tag_index.id_of("plant/shop/line/oven/temperature")
-        platform.writer.submit(SampleBatch.of([oven], [time.time_ns()], [262.0]))
+        # A minute of a chattering oven (61 transitions, enough for two journal pages), ending above its limit.
+        now = time.time_ns()
+        platform.writer.submit(SampleBatch.of([oven] * 61, [now - (60 - i) * 1_000_000_000 for i in range(61)],
+                                              [262.0 if i % 2 == 0 else 240.0 for i in range(61)]))
         wait_for(lambda: platform.alarms.alarm("oven-hot:H")["state"] == "unack_active", timeout=10)
 
         context = browser.new_context(viewport={"width": 1366, "height": 768}, color_scheme="dark")
@@ -421,6 +424,20 @@ def test_with_auth_on_a_viewer_cannot_acknowledge_and_an_operator_can(
             p.get_by_role("button", name="Log in").click()
             journal = p.get_by_test_id("journal-row")
             expect(journal.filter(has_text="Acknowledged")).to_contain_text("olga")
+            # Paging: 62 entries, 50 a page, newest first.
+            expect(journal).to_have_count(50)
+            p.get_by_role("button", name="Older →").click()
+            expect(journal).to_have_count(12)
+            expect(journal.last).to_have_attribute("data-event", "activated")
+            expect(p.get_by_role("button", name="Older →")).to_be_disabled()
+            p.get_by_role("button", name="← Newer").click()
+            expect(journal.first).to_have_attribute("data-event", "acknowledged")
+            # Filters: one alarm (in the address too), and a time window after everything.
+            p.get_by_label("Alarm", exact=True).select_option("oven-hot:H")
+            expect(p).to_have_url(re.compile(r"#/alarms/journal\?alarm=oven-hot%3AH$"))
+            expect(journal).to_have_count(50)
+            p.get_by_label("From").fill(time.strftime("%Y-%m-%dT%H:%M", time.localtime(time.time() + 120)))
+            expect(p.get_by_text("No journal entries match these filters.")).to_be_visible()
             errors = [e for _, e in watched.errors if not EXPECTED_REFUSALS.search(e)]
             assert errors == [], errors
         finally:

@@ -174,6 +174,9 @@ function setupSession() {
     if (needLogin && !overlay.hidden) return;
     overlay.hidden = !needLogin;
     if (needLogin) {
+      if (current) current.cleanup?.(); // nothing keeps working behind the form
+      current = null;
+      root.innerHTML = "";
       note.textContent = wasLoggedIn ? "Your session ended. Log in again to go on."
         : "This plant's dashboard needs a user name and password.";
       alarms.stop();

@@ -282,24 +282,25 @@ function journalView(el, route) {
   const older = el.querySelector("#j-older");
   const newer = el.querySelector("#j-newer");
   let pages = [null]; // before_id of each page shown so far (null: the newest)
+  let alarmFilter = q.get("alarm") ?? ""; // kept apart from the select, which fills in only once the ids are loaded
   let stopped = false;
   let generation = 0;
 
   getJSON("/api/alarms", { all: true }).then((list) => {
     const ids = list.map((a) => a.id).sort();
     controls.alarm.innerHTML = `<option value="">All alarms</option>${ids.map((id) => html`<option value="${id}">${id}</option>`.html).join("")}`;
-    controls.alarm.value = q.get("alarm") ?? "";
+    controls.alarm.value = alarmFilter;
   }).catch(() => {});
 
   const iso = (local) => (local ? new Date(local).toISOString() : undefined);
 
   function params() {
-    return { alarm: controls.alarm.value || q.get("alarm") || undefined, since: iso(controls.since.value), until: iso(controls.until.value) };
+    return { alarm: alarmFilter || undefined, since: iso(controls.since.value), until: iso(controls.until.value) };
   }
 
   function syncUrl() {
     const p = new URLSearchParams();
-    if (controls.alarm.value) p.set("alarm", controls.alarm.value);
+    if (alarmFilter) p.set("alarm", alarmFilter);
     if (controls.since.value) p.set("since", controls.since.value);
     if (controls.until.value) p.set("until", controls.until.value);
     history.replaceState(null, "", `#/alarms/journal${p.toString() ? `?${p}` : ""}`);
@@ -337,7 +338,12 @@ function journalView(el, route) {
     syncUrl();
     load();
   };
-  for (const c of Object.values(controls)) c.addEventListener("change", restart);
+  controls.alarm.addEventListener("change", () => {
+    alarmFilter = controls.alarm.value;
+    restart();
+  });
+  controls.since.addEventListener("change", restart);
+  controls.until.addEventListener("change", restart);
   older.addEventListener("click", () => {
     if (!older.dataset.next) return;
     pages.push(Number(older.dataset.next));
