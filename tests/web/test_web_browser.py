@@ -334,8 +334,8 @@ site:
 mqtt: {client_id: dashboard-auth-test, host_id: null, json_prefix: dashboard-auth-test/json}
 alarms:
   rules:
-    - {name: oven-hot, type: limit, tag: plant/shop/line/oven/temperature, h: 250, priority: high,
-       message: "Oven above 250 °C"}
+    - {name: oven-hot, type: limit, tag: plant/shop/line/oven/temperature, h: 250, hh: 300, priority: high,
+       priorities: {HH: critical}, message: "Oven temperature high"}
 auth: {enabled: true}
 """
 # What the browser itself logs for the answers this test provokes: 401 (wrong password, cookie gone), 403.
@@ -352,11 +352,13 @@ def test_with_auth_on_a_viewer_cannot_acknowledge_and_an_operator_can(
         for name, role in (("vera", Role.VIEWER), ("olga", Role.OPERATOR)):
             platform.users.add_user(name, f"{name}-password", role)
         oven = platform.tag_index.id_of("plant/shop/line/oven/temperature")
-        # A minute of a chattering oven (61 transitions, enough for two journal pages), ending above its limit.
+        # A minute of an oven chattering about H (61 transitions, enough for two journal pages), then above HH.
         now = time.time_ns()
-        platform.writer.submit(SampleBatch.of([oven] * 61, [now - (60 - i) * 1_000_000_000 for i in range(61)],
-                                              [262.0 if i % 2 == 0 else 240.0 for i in range(61)]))
-        wait_for(lambda: platform.alarms.alarm("oven-hot:H")["state"] == "unack_active", timeout=10)
+        platform.writer.submit(SampleBatch.of(
+            [oven] * 62, [now - (61 - i) * 1_000_000_000 for i in range(62)],
+            [262.0 if i % 2 == 0 else 240.0 for i in range(61)] + [310.0],
+        ))
+        wait_for(lambda: platform.alarms.alarm("oven-hot:HH")["state"] == "unack_active", timeout=10)
 
         context = browser.new_context(viewport={"width": 1366, "height": 768}, color_scheme="dark")
         watched = Watched(context.new_page())
@@ -384,6 +386,7 @@ def test_with_auth_on_a_viewer_cannot_acknowledge_and_an_operator_can(
             expect(ack).to_be_disabled()
             expect(ack).to_have_attribute("title", "Needs role operator; vera is viewer")
             expect(row.get_by_role("button", name="Shelve…")).to_be_disabled()
+            expect(p.locator("#select-all")).to_be_disabled()
             refused = p.request.post(f"{server.url}/api/alarms/oven-hot:H/ack", data={"comment": ""})
             assert refused.status == 403 and "needs role operator" in refused.json()["detail"]
             p.get_by_role("button", name="Log out").click()
@@ -399,8 +402,16 @@ def test_with_auth_on_a_viewer_cannot_acknowledge_and_an_operator_can(
             assert p.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
             p.set_viewport_size({"width": 1366, "height": 768})
             expect(ack).to_be_enabled()
-            ack.click()
+            # Both levels at once: the critical HH first in the list, then H.
+            rows = p.get_by_test_id("alarm-row")
+            expect(rows).to_have_count(2)
+            expect(rows.first).to_have_attribute("data-alarm", "oven-hot:HH")
+            expect(p.get_by_test_id("alarm-banner").locator(".prio")).to_have_text("CRIT")
+            p.locator("#select-all").check()
+            p.get_by_role("button", name="Acknowledge selected (2)").click()
+            expect(p.get_by_test_id("toast").filter(has_text="Acknowledged 2 alarms")).to_be_visible()
             expect(row).to_have_attribute("data-state", "acked_active")
+            expect(rows.first).to_have_attribute("data-state", "acked_active")
             expect(row).to_contain_text("by olga")
 
             # Her role is lowered meanwhile: the platform's 403 is shown with the role needed, and the page follows.
@@ -423,11 +434,12 @@ def test_with_auth_on_a_viewer_cannot_acknowledge_and_an_operator_can(
             p.get_by_label("Password").fill("olga-password")
             p.get_by_role("button", name="Log in").click()
             journal = p.get_by_test_id("journal-row")
-            expect(journal.filter(has_text="Acknowledged")).to_contain_text("olga")
-            # Paging: 62 entries, 50 a page, newest first.
+            expect(journal.filter(has_text="Acknowledged")).to_have_count(2)
+            expect(journal.filter(has_text="Acknowledged").first).to_contain_text("olga")
+            # Paging: 64 entries (62 of H, 2 of HH), 50 a page, newest first.
             expect(journal).to_have_count(50)
             p.get_by_role("button", name="Older →").click()
-            expect(journal).to_have_count(12)
+            expect(journal).to_have_count(14)
             expect(journal.last).to_have_attribute("data-event", "activated")
             expect(p.get_by_role("button", name="Older →")).to_be_disabled()
             p.get_by_role("button", name="← Newer").click()
