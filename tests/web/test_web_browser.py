@@ -111,6 +111,8 @@ def test_an_alarm_raised_by_the_demo_appears_live_is_acknowledged_and_shelved(
     try:
         p.goto(f"{demo.url}/#/alarms")
         expect(p.get_by_test_id("alarms-page")).to_be_visible()
+        expect(p.locator("#login")).to_be_hidden()  # auth is off in the demo: no login, no user shown
+        expect(p.locator("#user")).to_be_hidden()
         row = p.locator(f'[data-testid="alarm-row"][data-alarm="{COLD_OIL}"]')
         expect(row).to_have_count(0)
         expect(row).to_have_attribute("data-state", "unack_active", timeout=90_000)
@@ -463,16 +465,25 @@ def test_page_shows_disconnected_and_recovers_after_a_platform_restart(page: Wat
     expect(status).to_have_attribute("data-state", "live")
     banner = p.get_by_role("alert")
     expect(banner).to_be_hidden()
+    alarm_banner = p.get_by_test_id("alarm-banner")
+    expect(alarm_banner).to_have_attribute("data-link", "live")
 
     down_from = time.monotonic()
     demo.stop()
     expect(status).to_have_attribute("data-state", "disconnected", timeout=10_000)
     expect(banner).to_be_visible()
     expect(banner).to_contain_text("Disconnected from the platform")
+    expect(alarm_banner).to_have_attribute("data-link", "disconnected")
     demo.start()
     expect(status).to_have_attribute("data-state", "live", timeout=20_000)
     up_at = time.monotonic()
     expect(banner).to_be_hidden()
+    expect(alarm_banner).to_have_attribute("data-link", "live", timeout=10_000)  # the alarm stream is back too
+    summary = httpx.get(f"{demo.url}/api/alarms/summary").json()  # the restarted platform's, as the banner shows it
+    for priority, counts in summary["by_priority"].items():
+        chip = alarm_banner.locator(f'[data-priority="{priority}"]')
+        expect(chip).to_have_attribute("data-unack", str(counts["unack"]))
+        expect(chip).to_have_attribute("data-active", str(counts["active"]))
 
     # Values flow again, without a reload.
     wait_for_new_values(p, CNC1)

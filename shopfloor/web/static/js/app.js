@@ -114,6 +114,7 @@ function setupAlarmBanner() {
   const tabCount = document.getElementById("alarm-tab-count");
   const render = () => {
     const s = alarms.summary;
+    bar.dataset.link = alarms.state; // live, connecting, disconnected (reconnecting) or unauthorized
     if (alarms.state !== "live" && !s) {
       bar.dataset.state = "quiet";
       top.innerHTML = `<span class="faint">${alarms.state === "unauthorized" ? "Log in to see alarms" : "Connecting to alarms…"}</span>`;
