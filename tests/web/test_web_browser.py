@@ -452,6 +452,11 @@ def test_with_auth_on_a_viewer_cannot_acknowledge_and_an_operator_can(
             expect(journal).to_have_count(50)
             p.get_by_label("From").fill(time.strftime("%Y-%m-%dT%H:%M", time.localtime(time.time() + 120)))
             expect(p.get_by_text("No journal entries match these filters.")).to_be_visible()
+            # The overview's data needs the login too (/api/dashboard/*, viewer): the cookie carries it.
+            p.get_by_role("navigation", name="Pages").get_by_role("link", name="Overview").click()
+            card = p.get_by_test_id("equipment-card")
+            expect(card).to_have_count(1)
+            expect(card.get_by_test_id("alarm-marker")).to_have_text("CRIT +1")
             errors = [e for _, e in watched.errors if not EXPECTED_REFUSALS.search(e)]
             assert errors == [], errors
         finally:

@@ -11,12 +11,14 @@ import time
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from shopfloor.api.deps import PlatformDep
 from shopfloor.api.responses import FastJSONResponse
 from shopfloor.api.timeparse import parse_duration_ns
+from shopfloor.auth.deps import require_role
+from shopfloor.auth.store import Role
 from shopfloor.core.model import Tag
 from shopfloor.core.samples import QUALITY_NAMES, SampleBatch
 from shopfloor.platform import Platform
@@ -29,7 +31,8 @@ from shopfloor.web.summary import (
     state_segments,
 )
 
-router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
+# With auth on, the dashboard's data is for logged-in users (viewer and up); with it off this changes nothing.
+router = APIRouter(prefix="/api/dashboard", tags=["dashboard"], dependencies=[Depends(require_role(Role.VIEWER))])
 
 QualityName = Literal["good", "uncertain", "bad"]
 RAW_LIMIT = 200_000
