@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shopfloor.config.schema import PlantConfig
 from shopfloor.core.errors import ShopfloorError
 
 Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
 
 
 class ConfigError(ShopfloorError):
@@ -60,8 +61,11 @@ def _line_of(loc: Loc, lines: dict[Loc, int]) -> int | None:
     return None
 
 
-def parse_plant_config(text: str, file: str = "<string>") -> PlantConfig:
-    """Validate plant.yaml text; raise ConfigError naming file, line and field."""
+def parse_yaml_model(text: str, model: type[M], file: str = "<string>", *, top_level: str = "a mapping") -> M:
+    """Validate YAML text against a pydantic model; raise ConfigError naming file, line and field.
+
+    ``top_level`` says what the top level must be, for the error when it is not a mapping.
+    """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -73,9 +77,9 @@ def parse_plant_config(text: str, file: str = "<string>") -> PlantConfig:
     lines: dict[Loc, int] = {}
     data = _construct(node, (), lines)
     if not isinstance(data, dict):
-        raise ConfigError(file, [(lines.get(()), "", "the top level must be a mapping with a 'site' key")])
+        raise ConfigError(file, [(lines.get(()), "", f"the top level must be {top_level}")])
     try:
-        return PlantConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = [
             (_line_of(loc, lines), _field_path(loc), err["msg"])
@@ -85,11 +89,22 @@ def parse_plant_config(text: str, file: str = "<string>") -> PlantConfig:
         raise ConfigError(file, problems) from None
 
 
+def load_yaml_model(path: str | Path, model: type[M], *, top_level: str = "a mapping") -> M:
+    """Read a YAML file and validate it (see parse_yaml_model)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(p), [(None, "", f"cannot read: {exc.strerror or exc}")]) from None
+    return parse_yaml_model(text, model, str(p), top_level=top_level)
+
+
 def _file_loc(data: Any, loc: Loc) -> Loc:
     """The part of a pydantic error location that exists in the file.
 
-    Pydantic adds union-branch names (e.g. 'sparkplug') that are not keys in the
-    YAML; they are skipped, keys that the file lacks (a missing field) are kept.
+    Pydantic adds the tag of a discriminated union's branch (e.g. 'modbus' for a source with
+    ``protocol: modbus``) that is not a key in the YAML; it is skipped. Keys that the file lacks
+    (a missing field) are kept.
     """
     out: list[str | int] = []
     cur: Any = data
@@ -99,7 +114,7 @@ def _file_loc(data: Any, loc: Loc) -> Loc:
         if in_map or in_list:
             out.append(part)
             cur = cur[part]
-        elif isinstance(cur, dict) and isinstance(part, str) and part in _MODEL_BRANCHES:
+        elif isinstance(cur, dict) and isinstance(part, str) and part in cur.values():
             continue
         else:
             out.append(part)
@@ -107,14 +122,14 @@ def _file_loc(data: Any, loc: Loc) -> Loc:
     return tuple(out)
 
 
-_MODEL_BRANCHES = {"sparkplug", "json"}
+_PLANT_TOP = "a mapping with a 'site' key"
+
+
+def parse_plant_config(text: str, file: str = "<string>") -> PlantConfig:
+    """Validate plant.yaml text; raise ConfigError naming file, line and field."""
+    return parse_yaml_model(text, PlantConfig, file, top_level=_PLANT_TOP)
 
 
 def load_plant_config(path: str | Path) -> PlantConfig:
     """Read and validate a plant.yaml file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(p), [(None, "", f"cannot read: {exc.strerror or exc}")]) from None
-    return parse_plant_config(text, str(p))
+    return load_yaml_model(path, PlantConfig, top_level=_PLANT_TOP)

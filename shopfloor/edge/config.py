@@ -8,12 +8,11 @@ Errors name the file, the line and the field, through the same YAML reader as pl
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from shopfloor.config.loader import ConfigError, Loc, _construct, _field_path, _line_of
+from shopfloor.config.loader import load_yaml_model, parse_yaml_model
 from shopfloor.config.schema import (
     BROKER_URL,
     ModbusPoint,
@@ -155,56 +154,14 @@ class EdgeConfig(Strict):
         return self.mqtt.client_id or f"shopfloor-edge-{self.gateway.group}-{self.gateway.node}"
 
 
-_BRANCHES = {"modbus", "opcua"}  # pydantic's names of the source union's branches, not keys of the file
-
-
-def _file_loc(data: Any, loc: tuple[Any, ...]) -> Loc:
-    """The part of a pydantic error location that exists in the file (union branch names skipped)."""
-    out: list[str | int] = []
-    cur: Any = data
-    for part in loc:
-        in_map = isinstance(cur, dict) and part in cur
-        in_list = isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
-        if in_map or in_list:
-            out.append(part)
-            cur = cur[part]
-        elif isinstance(cur, dict) and part in _BRANCHES and cur.get("protocol") == part:
-            continue
-        else:
-            out.append(part)
-            cur = None
-    return tuple(out)
+_TOP = "a mapping with 'gateway' and 'devices'"
 
 
 def parse_edge_config(text: str, file: str = "<string>") -> EdgeConfig:
     """Validate edge.yaml text; raise ConfigError naming file, line and field."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        raise ConfigError(file, [(line, "", f"invalid YAML: {exc.problem or exc}")]) from None
-    if node is None:
-        raise ConfigError(file, [(None, "", "the file is empty")])
-    lines: dict[Loc, int] = {}
-    data = _construct(node, (), lines)
-    if not isinstance(data, dict):
-        raise ConfigError(file, [(lines.get(()), "", "the top level must be a mapping with 'gateway' and 'devices'")])
-    try:
-        return EdgeConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = _file_loc(data, err["loc"])
-            problems.append((_line_of(loc, lines), _field_path(loc), err["msg"]))
-        raise ConfigError(file, problems) from None
+    return parse_yaml_model(text, EdgeConfig, file, top_level=_TOP)
 
 
 def load_edge_config(path: str | Path) -> EdgeConfig:
     """Read and validate an edge.yaml file."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(p), [(None, "", f"cannot read: {exc.strerror or exc}")]) from None
-    return parse_edge_config(text, str(p))
+    return load_yaml_model(path, EdgeConfig, top_level=_TOP)

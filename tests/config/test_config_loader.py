@@ -81,6 +81,14 @@ def test_bad_source_inside_union_points_at_the_field() -> None:
     assert field == "site.areas[0].lines[0].cells[0].equipment[0].source.group"
 
 
+def test_a_modbus_source_error_names_the_field_without_the_union_branch() -> None:
+    modbus = "source: {protocol: modbus, host: 10.0.0.9, port: 99999}"
+    err = _error(GOOD.replace("source: {protocol: json, device: meter1}", modbus))
+    (line, field, _), = err.problems
+    assert line == 19
+    assert field == "site.areas[0].lines[0].equipment[0].source.port"
+
+
 def test_missing_site_and_bad_broker() -> None:
     err = _error("mqtt:\n  broker: http://x\n")
     fields = {f for _, f, _ in err.problems}
