@@ -27,7 +27,9 @@ SESSION_COOKIE = "shopfloor_session"
 
 
 def auth_enabled(conn: HTTPConnection) -> bool:
-    return bool(conn.app.state.platform.config.auth.enabled)
+    """Whether the platform asks for credentials; an app without a platform (a router mounted alone) does not."""
+    platform = getattr(conn.app.state, "platform", None)
+    return bool(platform is not None and platform.config.auth.enabled)
 
 
 def user_store(conn: HTTPConnection) -> UserStore:

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
 from shopfloor.api.deps import PlatformDep
 from shopfloor.api.responses import FastJSONResponse
 from shopfloor.api.schemas import AssetOut, TagOut
+from shopfloor.auth.deps import require_role
+from shopfloor.auth.store import Role
 from shopfloor.core.errors import UnknownTag
 from shopfloor.core.model import AssetNode, Tag
 
-router = APIRouter(prefix="/api", tags=["assets"])
+router = APIRouter(prefix="/api", tags=["assets"], dependencies=[Depends(require_role(Role.VIEWER))])
 
 
 def asset_json(node: AssetNode, depth: int | None = None) -> dict[str, Any]:

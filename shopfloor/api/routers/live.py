@@ -17,9 +17,10 @@ import asyncio
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from shopfloor.auth.deps import principal_of
 from shopfloor.core.errors import UnknownTag
 from shopfloor.core.samples import SampleBatch
 from shopfloor.platform import Platform
@@ -39,6 +40,12 @@ def samples_message(platform: Platform, batch: SampleBatch, dropped: int) -> byt
 async def live(websocket: WebSocket) -> None:
     platform: Platform = websocket.app.state.platform
     tags = websocket.query_params.getlist("tag")
+    try:
+        principal_of(websocket, allow_query=True)  # a viewer at least, when auth is on
+    except HTTPException as refused:
+        await websocket.accept()
+        await websocket.close(code=1008, reason=str(refused.detail)[:120])
+        return
     try:
         interval = max(0.05, float(websocket.query_params.get("interval_ms", "250")) / 1000)
         ids = [platform.tag_index.id_of(platform.model.tag(p).path) for p in tags] if tags else None

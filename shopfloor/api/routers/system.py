@@ -10,19 +10,21 @@ from shopfloor.api.deps import PlatformDep
 from shopfloor.api.responses import FastJSONResponse
 from shopfloor.api.routers.values import iso
 from shopfloor.api.schemas import DeadLetterOut, HealthOut
+from shopfloor.auth.deps import Viewer
 
 router = APIRouter(tags=["system"])
 
 
 @router.get("/health", response_model=HealthOut, response_class=FastJSONResponse)
 def health(platform: PlatformDep) -> Any:
-    """Liveness and the state of every part: broker link, historian writer, dead letters."""
+    """Liveness and the state of every part: broker link, historian writer, dead letters (open to
+    monitoring without a login: it carries states and counts, no plant data)."""
     body = platform.health()
     return FastJSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
 
 @router.get("/api/connectors", response_model=list[dict[str, Any]], response_class=FastJSONResponse)
-def connectors(platform: PlatformDep) -> Any:
+def connectors(platform: PlatformDep, who: Viewer) -> Any:
     """Each connector's link state and counters (for MQTT: Sparkplug nodes, births, sequence gaps)."""
     return FastJSONResponse(platform.connectors_health())
 
@@ -30,6 +32,7 @@ def connectors(platform: PlatformDep) -> Any:
 @router.get("/api/deadletters", response_model=list[DeadLetterOut], response_class=FastJSONResponse)
 def dead_letters(
     platform: PlatformDep,
+    who: Viewer,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
     source: str | None = None,

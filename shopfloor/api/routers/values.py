@@ -5,16 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 
 from shopfloor.api.deps import PlatformDep, tag_id_or_404
 from shopfloor.api.responses import FastJSONResponse
 from shopfloor.api.schemas import HistoryOut, ValueOut
 from shopfloor.api.timeparse import auto_bucket_ns, parse_duration_ns, parse_time_ns
+from shopfloor.auth.deps import require_role
+from shopfloor.auth.store import Role
 from shopfloor.core.samples import QUALITY_NAMES, SampleBatch
 from shopfloor.platform import Platform
 
-router = APIRouter(prefix="/api", tags=["values"])
+router = APIRouter(prefix="/api", tags=["values"], dependencies=[Depends(require_role(Role.VIEWER))])
 
 MAX_RAW = 1_000_000
 

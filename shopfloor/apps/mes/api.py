@@ -21,10 +21,12 @@ from shopfloor.apps.mes.errors import MesError, NotFound
 from shopfloor.apps.mes.oee import OeeSource
 from shopfloor.apps.mes.service import Mes
 from shopfloor.apps.mes.verify import verify
+from shopfloor.auth.deps import require_role
+from shopfloor.auth.store import Role
 from shopfloor.core.errors import UnknownTag
 from shopfloor.platform import Platform
 
-router = APIRouter(prefix="/api/mes", tags=["mes"])
+router = APIRouter(prefix="/api/mes", tags=["mes"], dependencies=[Depends(require_role(Role.VIEWER))])
 _open_lock = threading.Lock()
 MAX_PARAMETER_EVENTS = 200  # process parameters are read for at most this many production events of a trace
 

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
@@ -25,6 +25,8 @@ from shopfloor.apps.scheduling.formats import Format, parse_instance
 from shopfloor.apps.scheduling.model import Problem
 from shopfloor.apps.scheduling.reschedule import REPAIR_TIME_LIMIT_S, Event, RescheduleResult, reschedule
 from shopfloor.apps.scheduling.solve import Method, Objective, SolveResult, solve
+from shopfloor.auth.deps import Engineer, require_role
+from shopfloor.auth.store import Role
 
 STORE_SIZE = 100
 MAX_TIME_LIMIT_S = 300.0
@@ -97,7 +99,10 @@ class _CountingRoute(APIRoute):
         return counted
 
 
-router = APIRouter(prefix="/api/scheduling", tags=["scheduling"], route_class=_CountingRoute)
+router = APIRouter(
+    prefix="/api/scheduling", tags=["scheduling"], route_class=_CountingRoute,
+    dependencies=[Depends(require_role(Role.VIEWER))],
+)
 
 
 class SolveOptions(BaseModel):
@@ -148,7 +153,7 @@ def _solve(request: Request, problem: Problem, options: SolveOptions) -> SolveRe
 
 
 @router.post("/solve", response_model=SolveResponse)
-def solve_json(request: Request, body: SolveRequest) -> SolveResponse:
+def solve_json(request: Request, body: SolveRequest, who: Engineer) -> SolveResponse:
     """Schedule a problem given as JSON; the answer holds the schedule, its KPIs, the check and an id."""
     return _solve(request, body.problem, body)
 
@@ -156,6 +161,7 @@ def solve_json(request: Request, body: SolveRequest) -> SolveResponse:
 @router.post("/solve/text", response_model=SolveResponse)
 def solve_text(
     request: Request,
+    who: Engineer,
     text: Annotated[str, Body(media_type="text/plain", description="An OR-Library, Taillard or Brandimarte file.")],
     format: Annotated[Format, Query()] = "auto",
     name: Annotated[str, Query(min_length=1)] = "instance",
@@ -207,7 +213,9 @@ def schedule_html(request: Request, schedule_id: str) -> HTMLResponse:
 
 
 @router.post("/schedules/{schedule_id}/reschedule", response_model=RescheduleResponse)
-def reschedule_stored(request: Request, schedule_id: str, body: RescheduleRequest) -> RescheduleResponse:
+def reschedule_stored(
+    request: Request, schedule_id: str, body: RescheduleRequest, who: Engineer
+) -> RescheduleResponse:
     """Repair a kept schedule after a breakdown or a rush order; the repaired one is kept under a new id."""
     store = store_of(request)
     item = store.get(schedule_id)
