@@ -260,8 +260,14 @@ class AlarmEngine:
         if not changes:
             return
         n_alarms = len(self._detector.alarms)
+
+        def order(c: Change) -> tuple[int, int]:
+            # Within one instant: suppression starts, then conditions change, then suppression ends. A
+            # condition that clears as its equipment leaves maintenance clears while still suppressed.
+            return c.ts_ns, 1 if c.target < n_alarms else (0 if c.active else 2)
+
         out: list[Transition] = []
-        for c in changes:
+        for c in sorted(changes, key=order):
             value = _clean(c.value)
             if c.target < n_alarms:
                 t = self._statuses[self._detector.alarms[c.target].alarm_id].set_condition(c.active, c.ts_ns, value)

@@ -91,6 +91,19 @@ def test_designed_suppression_by_equipment_state(harness: Make) -> None:
     assert h.state("force:H") == "unack_active"  # still above its limit
 
 
+def test_a_condition_that_starts_as_the_suppression_starts_is_not_annunciated(harness: Make) -> None:
+    """The press enters maintenance in the same sample as its temperature goes high: suppressed first."""
+    h = harness(RULES)
+    h.engine.process(h.batch([(f"{PRESS}/temp", 1, 95), (f"{PRESS}/state", 1, 3)]))
+    assert h.engine.alarm("hot:HH")["suppressed"] and h.state("hot:HH") == "normal"
+    h.engine.process(h.batch([(f"{PRESS}/temp", 5, 60), (f"{PRESS}/state", 5, 0)]))
+    assert not h.engine.alarm("hot:HH")["suppressed"] and h.state("hot:HH") == "normal"
+    rows = h.engine.store.journal(alarm_id="hot:HH", limit=100)
+    assert [(r.event, r.to_state) for r in reversed(rows)] == [
+        ("suppressed", "normal"), ("activated", "normal"), ("cleared", "normal"), ("unsuppressed", "normal")
+    ]
+
+
 def test_out_of_service(harness: Make) -> None:
     h = harness(RULES)
     h.engine.set_out_of_service("force:H", True, "eve", "sensor replaced")
