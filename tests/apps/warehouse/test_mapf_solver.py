@@ -94,3 +94,15 @@ def test_lacam_exhausts_every_reachable_configuration() -> None:
     assert search.high_nodes == 1820
     with pytest.raises(NoSolution, match="exhausted all 1820"):
         solve(graph, starts, goals)
+
+
+def test_seconds_to_a_ratio_taken_from_the_result_itself() -> None:
+    """7078 / 1159 * 1159 rounds below 7078: the trace is compared as ratios, so the final entry is found."""
+    from shopfloor.apps.warehouse.mapf.solver import SolveResult
+
+    trace = ((0.1, 8781), (0.5, 7100), (0.7, 7078))
+    result = SolveResult(np.zeros((1, 1), np.int32), soc=7078, makespan=195, lower_bound=1159, initial_soc=8781,
+                         first_solution_s=0.1, total_s=0.8, lacam_nodes=1, lns_iterations=2, trace=trace)
+    assert result.seconds_to(result.soc / result.lower_bound) == 0.7
+    assert result.seconds_to(1.5) is None
+    assert result.seconds_to(8781 / 1159) == 0.1

@@ -51,7 +51,10 @@ class SolveResult:
 
     def seconds_to(self, ratio: float) -> float | None:
         """When the sum of costs first fell to ``ratio`` x the lower bound (None if it never did)."""
-        return next((t for t, soc in self.trace if soc <= ratio * self.lower_bound), None)
+        # soc / lb, not soc <= ratio * lb: the ratio usually comes from soc / lb itself, and the product
+        # can round below soc (7078 / 1159 * 1159 < 7078 in floating point).
+        bound = self.lower_bound or 1
+        return next((t for t, soc in self.trace if soc / bound <= ratio), None)
 
     @property
     def soc_ratio(self) -> float:
