@@ -22,7 +22,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform as pyplatform
 import shutil
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from shopfloor.config.schema import PlantConfig
 from shopfloor.connectors.mqtt.jsonfmt import encode_json
 from shopfloor.core.samples import SampleBatch
 from shopfloor.platform import Platform
+from shopfloor.testing.machine import cpu_model
 from shopfloor.testing.mosquitto import Mosquitto, find_mosquitto
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -227,7 +227,7 @@ def main() -> int:
             r, lat = run_case(case, args, broker, rate)
             results.append(r)
             curves[f"{case} (p99 {r.p99_ms:.1f} ms)" if r.p99_ms is not None else case] = lat
-    cpu = ingest_bench._cpu_model() or pyplatform.processor() or pyplatform.machine()
+    cpu = cpu_model()
     machine = f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, {cpu}"
     idle, loaded = results
     ratio = loaded.p99_ms / idle.p99_ms if loaded.p99_ms and idle.p99_ms else None

@@ -41,7 +41,6 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
-import platform as pyplatform
 import shutil
 import sys
 import tempfile
@@ -61,6 +60,7 @@ from shopfloor.connectors.mqtt.sparkplug import DataType, MetricSpec, encode_bir
 from shopfloor.core.errors import NotReady
 from shopfloor.historian import open_historian
 from shopfloor.platform import Platform
+from shopfloor.testing.machine import cpu_model
 from shopfloor.testing.mosquitto import Mosquitto, find_mosquitto
 from shopfloor.testing.postgres import PostgresServer, fresh_database
 
@@ -267,16 +267,6 @@ def _run_case(case: str, sink: str, host: str, port: int, broker_url: str, devic
                   None, None, None, role="peer")
 
 
-def _cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        return None
-    return None
-
-
 def _query_figure() -> dict[str, float]:
     """The bucketed-query figure of benchmarks/query.py (100 tags x 1 day), run here too."""
     sys.path.insert(0, str(Path(__file__).parent))
@@ -390,7 +380,7 @@ def main() -> None:
     if not args.no_stores:
         console.print("stores: the same samples into DuckDB, PostgreSQL and InfluxDB (benchmarks/stores.py) ...")
         stores = stores_bench.run_from_args(args, console)
-    cpu = _cpu_model() or pyplatform.processor() or pyplatform.machine()
+    cpu = cpu_model()
     machine = f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, {cpu}"
     if args.json:
         print(json.dumps({"broker": broker_name, "qos": args.qos, "machine": machine, "skipped": skipped,

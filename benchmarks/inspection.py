@@ -34,7 +34,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sklearn.model_selection import train_test_split
 
-from shopfloor.apps.inspection import artifacts
+from shopfloor.apps import artifacts
 from shopfloor.apps.inspection.anomaly import AnomalyDetector
 from shopfloor.apps.inspection.classify import DefectClassifier, cross_validate, extract_features, out_of_fold_scores
 from shopfloor.apps.inspection.dataset import CLASSES, InspectionSet, data_root, load_neu
@@ -132,9 +132,10 @@ def run_classify(data: InspectionSet, out: Path, seed: int, folds: int) -> dict[
                    if p != data.labels[i]],
         "plot": str(plot),
     }
-    meta = artifacts.save(out / "models", "neu-classifier", final, data.data_hash,
-                          {"accuracy": report.accuracy, "macro_f1": report.macro_f1},
-                          {"feature_version": FEATURE_VERSION, "cv": f"stratified {folds}-fold seed {seed}"})
+    meta = artifacts.save(out / "models", "neu-classifier", final, dataset="neu-det", data_sha256=data.data_hash,
+                          train_seconds=final_train_s,
+                          metrics={"accuracy": report.accuracy, "macro_f1": report.macro_f1},
+                          params={"feature_version": FEATURE_VERSION, "cv": f"stratified {folds}-fold seed {seed}"})
     metrics["artifact"] = f"{meta.name} v{meta.version}"
     return metrics
 
@@ -209,9 +210,10 @@ def run_localise(data: InspectionSet, out: Path, seed: int) -> dict[str, Any]:
     map50, aps = mean_average_precision(detections, truths, len(CLASSES))
     picks = [int(test[np.flatnonzero(data.labels[test] == c)[0]]) for c in range(len(CLASSES))]
     plot = plot_detections(data, picks, heats, dets, out, config.cell)
-    meta = artifacts.save(out / "models", "neu-localiser", localiser, data.data_hash, {"map50": map50},
-                          {"feature_version": FEATURE_VERSION, "split": f"stratified 80/20 seed {seed}",
-                           **{k: str(v) for k, v in config.__dict__.items()}})
+    meta = artifacts.save(out / "models", "neu-localiser", localiser, dataset="neu-det", data_sha256=data.data_hash,
+                          train_seconds=localiser_s, metrics={"map50": map50},
+                          params={"feature_version": FEATURE_VERSION, "split": f"stratified 80/20 seed {seed}",
+                                  **{k: str(v) for k, v in config.__dict__.items()}})
     return {
         "map50": map50, "ap50": dict(zip(CLASSES, aps, strict=True)), "test_images": len(test),
         "test_boxes": len(truths), "classifier_train_s": classifier_s, "localiser_train_s": localiser_s,

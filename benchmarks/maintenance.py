@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -33,6 +32,7 @@ from rich.table import Table
 
 from shopfloor.apps.maintenance import anomaly, cwru, failure, metrics, rul
 from shopfloor.apps.maintenance.data import DataMissing, data_root
+from shopfloor.testing.machine import cpu_model
 
 console = Console(stderr=True, width=140)
 PARTS = ("cwru", "cmapss", "ai4i", "nab")
@@ -49,16 +49,6 @@ def _plt() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def plot_confusion(matrix: list[list[int]], title: str, path: Path) -> None:
@@ -253,7 +243,7 @@ def main() -> None:
                 results[part] = {"skipped": str(exc)}
             results[part]["wall_seconds"] = time.perf_counter() - t0
             progress.advance(task)
-    meta = {"benchmark": "maintenance", "cpu": cpu_name(), "cores": os.cpu_count(), "data_root": str(data_root()),
+    meta = {"benchmark": "maintenance", "cpu": cpu_model(), "cores": os.cpu_count(), "data_root": str(data_root()),
             "date": time.strftime("%Y-%m-%d", time.gmtime())}
     if args.json:
         print(json.dumps(meta | {"results": results}, default=float))

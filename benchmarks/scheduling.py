@@ -18,7 +18,6 @@ import csv
 import fnmatch
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -33,6 +32,7 @@ from shopfloor.apps.scheduling import Job, Operation, Option, solve
 from shopfloor.apps.scheduling.formats import read_instance
 from shopfloor.apps.scheduling.generate import random_problem
 from shopfloor.apps.scheduling.reschedule import REPAIR_TIME_LIMIT_S, MachineDown, RushOrder, reschedule
+from shopfloor.testing.machine import cpu_model
 
 console = Console(stderr=True, width=140)
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,16 +58,6 @@ class InstanceResult:
     cpu_share: float = 0.0  # CPU seconds this process got per wall second (2.0 = both cores, alone)
     load_average: float = 0.0  # 1-minute load of the machine when the instance started
     valid: bool = True
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def data_dir() -> Path:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
 import statistics
@@ -41,6 +40,7 @@ from shopfloor.apps.mes.genealogy import trace
 from shopfloor.apps.mes.models import EventKind
 from shopfloor.apps.mes.record import EventLog, NewEvent, placeholders
 from shopfloor.apps.mes.verify import verify
+from shopfloor.testing.machine import cpu_model
 
 S = 1_000_000_000
 T0 = 1_767_225_600 * S  # 2026-01-01T00:00:00Z
@@ -51,16 +51,6 @@ MACHINES = 6
 STATE_EVENTS_PER_PALLET = 20
 BATCH_EVENTS = 8192  # events per transaction (a plant's writer batches the same way)
 EVENTS_PER_PALLET_APPROX = 2 * 150 + 2 * 50 + 1 + STATE_EVENTS_PER_PALLET
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 class Generator:

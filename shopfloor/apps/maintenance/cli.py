@@ -29,8 +29,8 @@ def train(
     subset: Annotated[str, typer.Option(help="C-MAPSS subset for rul.")] = "FD001",
 ) -> None:
     """Measure a model under its benchmark protocol, fit it, and save a new version with metadata."""
+    from shopfloor.apps.artifacts import ArtifactError
     from shopfloor.apps.maintenance import training
-    from shopfloor.apps.maintenance.artifacts import ArtifactError
     from shopfloor.apps.maintenance.data import DataMissing
     from shopfloor.core.errors import ShopfloorError
 
@@ -55,7 +55,8 @@ def list_models(
     out: Annotated[Path, typer.Option(help="Artifact root.")] = DEFAULT_MODELS,
 ) -> None:
     """Every saved model version with its metrics."""
-    from shopfloor.apps.maintenance import artifacts, training
+    from shopfloor.apps import artifacts
+    from shopfloor.apps.maintenance import training
 
     names = sorted(p.name for p in out.iterdir() if p.is_dir()) if out.is_dir() else []
     if not names:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from shopfloor.apps.maintenance import artifacts, cwru, failure, rul
-from shopfloor.apps.maintenance.artifacts import ArtifactMeta
+from shopfloor.apps import artifacts
+from shopfloor.apps.artifacts import ArtifactMeta
+from shopfloor.apps.maintenance import cwru, failure, rul
 
 
 def train_bearing(data: Path | None, out: Path) -> ArtifactMeta:

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from shopfloor.apps.inspection import artifacts
 from shopfloor.apps.inspection.anomaly import AnomalyDetector, greedy_coreset
 from shopfloor.apps.inspection.classify import DefectClassifier, cross_validate, extract_features
 from shopfloor.apps.inspection.dataset import Box
@@ -120,17 +119,3 @@ def test_greedy_coreset_covers_far_points() -> None:
     pts = np.concatenate([np.zeros((50, 2)), np.array([[10.0, 10.0], [-10.0, 5.0]])])
     chosen = set(greedy_coreset(pts, 3).tolist())
     assert {50, 51} <= chosen
-
-
-def test_artifacts_version_and_refuse_tampering(tmp_path: Path) -> None:
-    first = artifacts.save(tmp_path, "clf", {"w": [1, 2]}, "abc", {"accuracy": 0.9})
-    second = artifacts.save(tmp_path, "clf", {"w": [3]}, "abc", {"accuracy": 0.95})
-    assert (first.version, second.version) == (1, 2)
-    model, meta = artifacts.load(tmp_path, "clf")
-    assert model == {"w": [3]} and meta.metrics["accuracy"] == 0.95 and meta.data_hash == "abc"
-    assert artifacts.load(tmp_path, "clf", 1)[0] == {"w": [1, 2]}
-    (tmp_path / "clf" / "v2" / "model.pkl").write_bytes(b"tampered")
-    with pytest.raises(artifacts.ArtifactError, match="does not match"):
-        artifacts.load(tmp_path, "clf")
-    with pytest.raises(artifacts.ArtifactError, match="no artifact"):
-        artifacts.load(tmp_path, "other")

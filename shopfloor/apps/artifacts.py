@@ -1,4 +1,4 @@
-"""Versioned model artifacts: a trained model saved with its metadata, data hash and metrics.
+"""Versioned model artifacts of every app: a trained model saved with its metadata, data hash and metrics.
 
 Layout: ``<root>/<model name>/v<N>/`` holding ``model.pkl`` (the fitted object, pickled) and
 ``meta.json`` (name, version, created time, library versions, data set and its sha256, parameters,

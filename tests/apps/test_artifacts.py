@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shopfloor.apps.maintenance import artifacts
+from shopfloor.apps import artifacts
 
 
 def test_save_load_and_versions(tmp_path: Path) -> None:
