@@ -61,6 +61,15 @@ class DelayBank:
             self.confirmed[target] = self.raw[target]
             out.append(Change(target, due, self.raw[target], self.raw_value[target]))
 
+    def settle_clear(self, target: int, ts_ns: int) -> Change | None:
+        """Confirm now a clear that waits out its off-delay (the raw condition is already gone), cancelling
+        the pending change. For the end of a block: an alarm that is normal in fact is not annunciated."""
+        if self.raw[target] or not self.confirmed[target]:
+            return None
+        self.confirmed[target] = False
+        self.generation[target] += 1
+        return Change(target, ts_ns, False, self.raw_value[target])
+
     @property
     def pending(self) -> int:
         return sum(1 for _, t, g in self._heap if g == self.generation[t])

@@ -280,7 +280,12 @@ class AlarmEngine:
             self.store.put(f"suppressor:{sup.key}", c.active)
             for i in sup.alarms:
                 suppressed = any(self._suppressor_active[j] for j in self._alarm_suppressors[i])
-                t = self._statuses[self._detector.alarms[i].alarm_id].set_suppressed(suppressed, c.ts_ns, value)
+                status = self._statuses[self._detector.alarms[i].alarm_id]
+                if not suppressed and (clear := self._bank.settle_clear(i, c.ts_ns)) is not None:
+                    cleared = status.set_condition(False, c.ts_ns, _clean(clear.value))  # still suppressed: silent
+                    if cleared is not None:
+                        out.append(cleared)
+                t = status.set_suppressed(suppressed, c.ts_ns, value)
                 if t is not None:
                     out.append(t)
         self._commit(out)

@@ -104,6 +104,19 @@ def test_a_condition_that_starts_as_the_suppression_starts_is_not_annunciated(ha
     ]
 
 
+def test_a_condition_in_its_off_delay_when_the_suppression_ends_is_not_annunciated(harness: Make) -> None:
+    """The temperature went normal during maintenance; maintenance ends 2 s later, inside the 10 s off-delay."""
+    rules = RULES.replace("hh: 90, priority: critical}", "hh: 90, priority: critical, off_delay_s: 10}")
+    h = harness(rules)
+    h.engine.process(h.batch([(f"{PRESS}/state", 1, 3), (f"{PRESS}/temp", 2, 95)]))
+    h.engine.process(h.batch([(f"{PRESS}/temp", 3, 60)]))  # normal again, not yet confirmed
+    h.engine.process(h.batch([(f"{PRESS}/state", 5, 0)]))
+    assert not h.engine.alarm("hot:HH")["suppressed"] and h.state("hot:HH") == "normal"
+    h.engine.process(h.batch([(f"{PRESS}/temp", 30, 61)]))  # long after the off-delay: still nothing
+    assert h.state("hot:HH") == "normal"
+    assert [e for e, _ in events(h, "hot:HH")] == ["suppressed", "activated", "cleared", "unsuppressed"]
+
+
 def test_out_of_service(harness: Make) -> None:
     h = harness(RULES)
     h.engine.set_out_of_service("force:H", True, "eve", "sensor replaced")
