@@ -103,6 +103,7 @@ class AlarmEngine:
         self.eval_s_max = 0.0
         self._detector: Detector
         self._defs: dict[str, AlarmDef] = {}
+        self._alarm_index: dict[str, int] = {}
         self._bank: DelayBank
         self._alarm_suppressors: list[list[int]] = []
         self._suppressor_active: list[bool] = []
@@ -231,9 +232,21 @@ class AlarmEngine:
         out: list[Transition] = []
         for st in self._statuses.values():
             if st.shelved_until_ns is not None and st.shelved_until_ns <= now:
+                out += self._settle(st.alarm_id, st.shelved_until_ns)
                 out.append(st.unshelve(st.shelved_until_ns, None, "shelving time ended", expired=True))
         out += self._escalate(now)
         self._commit(out)
+
+    def _settle(self, alarm_id: str, ts_ns: int) -> list[Transition]:
+        """Before a block (suppression, shelving, out of service) lifts: a condition already gone but still
+        waiting out its off-delay clears now, while the alarm is blocked and silent, so what is normal in fact
+        is not annunciated when the block ends."""
+        i = self._alarm_index.get(alarm_id)
+        clear = self._bank.settle_clear(i, ts_ns) if i is not None else None
+        if clear is None:
+            return []
+        t = self._statuses[alarm_id].set_condition(False, ts_ns, _clean(clear.value))
+        return [t] if t is not None else []
 
     def _escalate(self, now: int) -> list[Transition]:
         steps = self.config.notify.escalation
@@ -280,12 +293,10 @@ class AlarmEngine:
             self.store.put(f"suppressor:{sup.key}", c.active)
             for i in sup.alarms:
                 suppressed = any(self._suppressor_active[j] for j in self._alarm_suppressors[i])
-                status = self._statuses[self._detector.alarms[i].alarm_id]
-                if not suppressed and (clear := self._bank.settle_clear(i, c.ts_ns)) is not None:
-                    cleared = status.set_condition(False, c.ts_ns, _clean(clear.value))  # still suppressed: silent
-                    if cleared is not None:
-                        out.append(cleared)
-                t = status.set_suppressed(suppressed, c.ts_ns, value)
+                alarm_id = self._detector.alarms[i].alarm_id
+                if not suppressed:
+                    out += self._settle(alarm_id, c.ts_ns)
+                t = self._statuses[alarm_id].set_suppressed(suppressed, c.ts_ns, value)
                 if t is not None:
                     out.append(t)
         self._commit(out)
@@ -340,6 +351,7 @@ class AlarmEngine:
         self._bank = DelayBank(on, off, [initial.get(k, False) for k in keys])
         self._detector = det
         self._defs = {a.alarm_id: a for a in det.alarms}
+        self._alarm_index = {a.alarm_id: i for i, a in enumerate(det.alarms)}
         det.start_stuck_clocks(self.now_ns())
         self._suppressor_active = [initial.get(s.key, False) for s in det.suppressors]
         self._alarm_suppressors = [[] for _ in det.alarms]
@@ -468,14 +480,18 @@ class AlarmEngine:
 
     def unshelve(self, alarm_id: str, user: str, comment: str = "") -> dict[str, Any]:
         with self._lock:
-            t = self._status(alarm_id).unshelve(self.now_ns(), user, comment)
-            self._commit([t])
+            now = self.now_ns()
+            status = self._status(alarm_id)
+            settled = self._settle(alarm_id, now) if status.shelved else []
+            self._commit([*settled, status.unshelve(now, user, comment)])
             return self.alarm(alarm_id)
 
     def set_out_of_service(self, alarm_id: str, oos: bool, user: str, comment: str = "") -> dict[str, Any]:
         with self._lock:
-            t = self._status(alarm_id).set_out_of_service(oos, self.now_ns(), user, comment)
-            self._commit([t])
+            now = self.now_ns()
+            status = self._status(alarm_id)
+            settled = self._settle(alarm_id, now) if status.out_of_service and not oos else []
+            self._commit([*settled, status.set_out_of_service(oos, now, user, comment)])
             return self.alarm(alarm_id)
 
     # --- views ----------------------------------------------------------------------------------------------------

@@ -117,6 +117,26 @@ def test_a_condition_in_its_off_delay_when_the_suppression_ends_is_not_annunciat
     assert [e for e, _ in events(h, "hot:HH")] == ["suppressed", "activated", "cleared", "unsuppressed"]
 
 
+def test_a_condition_in_its_off_delay_when_shelving_or_out_of_service_ends_is_not_annunciated(
+    harness: Make,
+) -> None:
+    rules = RULES.replace("h: 100, priority: high}", "h: 100, priority: high, off_delay_s: 10}")
+    h = harness(rules)
+    h.feed(f"{PRESS}/force", [(0, 120)])
+    h.engine.shelve("force:H", 1.0, "ann", "die change")
+    h.feed(f"{PRESS}/force", [(30, 50)])  # normal again, off-delay running
+    h.feed(f"{PRESS}/force", [(35, 50)])
+    h.engine.unshelve("force:H", "ann")
+    assert h.state("force:H") == "normal"
+    h.engine.set_out_of_service("force:H", True, "eve", "sensor swap")
+    h.feed(f"{PRESS}/force", [(40, 130)])  # on again (no on-delay), then normal inside the off-delay
+    h.feed(f"{PRESS}/force", [(50, 40)])
+    h.engine.set_out_of_service("force:H", False, "eve")
+    assert h.state("force:H") == "normal"
+    h.feed(f"{PRESS}/force", [(100, 41)])
+    assert h.state("force:H") == "normal"
+
+
 def test_out_of_service(harness: Make) -> None:
     h = harness(RULES)
     h.engine.set_out_of_service("force:H", True, "eve", "sensor replaced")
