@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from test_auth_api import PLANT  # the same one-press plant
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -16,19 +17,6 @@ from shopfloor.platform import Platform
 from shopfloor.testing.mosquitto import Mosquitto
 from shopfloor.testing.server import ApiServer
 
-PLANT = """\
-site:
-  name: plant
-  areas:
-    - name: a
-      lines:
-        - name: l
-          equipment:
-            - name: press
-              source: {protocol: json, device: press}
-              tags:
-                - {name: force, unit: kN}
-"""
 READS = [
     "/api/assets", "/api/tags", "/api/latest", "/api/history?tag=plant/a/l/press/force", "/api/connectors",
     "/api/deadletters", "/api/dashboard/overview", "/api/alarms", "/api/mes/verify",
