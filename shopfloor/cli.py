@@ -96,6 +96,7 @@ def demo(
     from shopfloor.core.errors import NotReady
     from shopfloor.core.net import free_port
     from shopfloor.platform import Platform
+    from shopfloor.sim.extension import demo_extensions
     from shopfloor.sim.factory import VirtualFactory
     from shopfloor.sim.field_servers import FieldServers
     from shopfloor.sim.publisher import FactoryPublisher
@@ -115,7 +116,12 @@ def demo(
     except ValueError as exc:
         raise _fail(str(exc)) from None
     opcua_endpoint = f"opc.tcp://127.0.0.1:{opcua_port or free_port()}/shopfloor/sim/"
-    factory = VirtualFactory(seed=seed, opcua_endpoint=opcua_endpoint, modbus_port=modbus_port or free_port())
+    factory = VirtualFactory(
+        seed=seed,
+        opcua_endpoint=opcua_endpoint,
+        modbus_port=modbus_port or free_port(),
+        extensions=demo_extensions(seed),
+    )
     field = FieldServers(factory)
     publisher = FactoryPublisher(factory, mqtt_host, mqtt_port_used, speed=speed, field=field)
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy.typing as npt
 
 from shopfloor.alarms.engine import AlarmEngine
 from shopfloor.auth.store import UserStore, open_user_store
@@ -19,8 +22,10 @@ from shopfloor.connectors.mqtt.ingest import MqttIngest
 from shopfloor.core.bus import SampleBus
 from shopfloor.core.deadletters import DeadLetterStore
 from shopfloor.core.model import AssetModel, Tag, TagIndex
+from shopfloor.core.samples import Quality, SampleBatch
 from shopfloor.historian.base import Historian, open_historian
 from shopfloor.historian.writer import HistorianWriter
+from shopfloor.services import PlatformService, default_services
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +33,15 @@ log = logging.getLogger(__name__)
 class Platform:
     """One running shopfloor instance."""
 
-    def __init__(self, config: PlantConfig, *, data_dir: str | Path | None = None, broker_url: str | None = None):
+    def __init__(
+        self,
+        config: PlantConfig,
+        *,
+        data_dir: str | Path | None = None,
+        broker_url: str | None = None,
+        services: Sequence[PlatformService] | None = None,
+    ):
+        """``services``: the apps to run inside the platform; by default those the config asks for."""
         self.config = config
         self.model = AssetModel.from_config(config)
         self.data_dir = Path(data_dir if data_dir is not None else config.data_dir)
@@ -43,6 +56,13 @@ class Platform:
         self._alarms: AlarmEngine | None = None
         self._users: UserStore | None = None
         self.bus = SampleBus()
+        self.services: tuple[PlatformService, ...] = tuple(
+            default_services(config) if services is None else services
+        )
+        names = [s.name for s in self.services]
+        if len(set(names)) != len(names):
+            raise ValueError(f"platform services need unique names, got {names}")
+        self._started_services: list[PlatformService] = []
 
     # Typed accessors: the parts exist only between start() and stop().
     @property
@@ -110,6 +130,13 @@ class Platform:
             self._field_connectors(), lambda batch: writer.submit(batch, timeout=0), writer.submit
         )
         self._field.start()
+        try:
+            for service in self.services:
+                self._started_services.append(service)
+                service.start(self)
+        except Exception:
+            self.stop()
+            raise
         self.started_ns = time.time_ns()
         log.info("platform started: %d tags, data in %s", len(self.model.tags), self.data_dir)
 
@@ -135,7 +162,31 @@ class Platform:
                 connectors.append(OpcUaConnector(f"opcua {source.endpoint}", source, nodes))
         return connectors
 
+    def service(self, name: str) -> PlatformService:
+        """The running service of that name; KeyError if the platform does not run it."""
+        for s in self.services:
+            if s.name == name:
+                return s
+        raise KeyError(f"the platform runs no service {name!r}")
+
+    def write(
+        self, paths: Sequence[str], ts_ns: npt.ArrayLike, values: npt.ArrayLike, quality: int = Quality.GOOD
+    ) -> None:
+        """Write samples of platform-computed tags (``source: {protocol: derived}``) to the historian and bus.
+
+        ``paths[i]`` is the tag of ``ts_ns[i]``/``values[i]``. Blocks while the writer's queue is full.
+        """
+        index = self.tag_index
+        ids = [index.id_of(p) for p in paths]  # UnknownTag for a path not in the model
+        self.writer.submit(SampleBatch.of(ids, ts_ns, values, quality))
+
     def stop(self) -> None:
+        while self._started_services:  # reverse start order, before anything they write to
+            service = self._started_services.pop()
+            try:
+                service.stop()
+            except Exception:
+                log.exception("platform service %s failed to stop", service.name)
         if self._field is not None:
             self._field.stop()
             self._field = None
@@ -191,6 +242,7 @@ class Platform:
             "live_subscribers": self.bus.subscribers,
             "connectors": connectors,
             "alarms": self._alarms.health() if self._alarms is not None else None,
+            "services": {s.name: s.health() for s in self._started_services},
         }
 
     def connectors_health(self) -> list[dict[str, object]]:

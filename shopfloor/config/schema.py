@@ -78,7 +78,19 @@ class OpcUaSource(Strict):
         return self
 
 
-Source = Annotated[SparkplugSource | JsonSource | ModbusSource | OpcUaSource, Field(discriminator="protocol")]
+class DerivedSource(Strict):
+    """Values computed by the platform itself (a service, e.g. maintenance's health index), not read from a device.
+
+    No connector reads these tags: the service named by ``app`` writes them through ``Platform.write``.
+    """
+
+    protocol: Literal["derived"]
+    app: Name = Field(description="The platform service that writes these tags, e.g. maintenance.")
+
+
+Source = Annotated[
+    SparkplugSource | JsonSource | ModbusSource | OpcUaSource | DerivedSource, Field(discriminator="protocol")
+]
 
 
 class ModbusPoint(Strict):

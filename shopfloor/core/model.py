@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from shopfloor.config.schema import (
+    DerivedSource,
     EquipmentConfig,
     JsonSource,
     ModbusPoint,
@@ -27,7 +28,7 @@ from shopfloor.config.schema import (
 from shopfloor.core.errors import UnknownTag
 
 Level = Literal["site", "area", "line", "cell", "equipment"]
-Source = SparkplugSource | JsonSource | ModbusSource | OpcUaSource
+Source = SparkplugSource | JsonSource | ModbusSource | OpcUaSource | DerivedSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +109,8 @@ class AssetModel:
         by_path = {t.path: t for t in tags}
         sources: dict[tuple[object, str], str] = {}
         for t in tags:
+            if isinstance(t.source, DerivedSource):
+                continue  # written by a service by path, not read from a source address
             point = f"{t.modbus.table}:{t.modbus.address}:{t.modbus.type}" if t.modbus else t.address
             key: tuple[object, str] = (t.source, point)
             if key in sources:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shopfloor.config.schema import PlantConfig
+from shopfloor.sim.extension import FactoryExtension
 from shopfloor.sim.fieldmap import MODBUS_UNIT, PRESS_REGISTERS, FieldDevice, opcua_node_id
 from shopfloor.sim.machines import (
     F64,
@@ -98,6 +99,7 @@ class VirtualFactory:
         modbus_port: int | None = None,
         modbus_host: str = "127.0.0.1",
         press: PressParams = PressParams(),  # noqa: B008
+        extensions: Sequence[FactoryExtension] = (),
     ) -> None:
         if not step_s > 0:
             raise ValueError(f"step_s must be positive, got {step_s}")
@@ -114,6 +116,7 @@ class VirtualFactory:
         self.opcua_endpoint = opcua_endpoint
         self.modbus_host = modbus_host
         self.modbus_port = modbus_port
+        self.extensions: tuple[FactoryExtension, ...] = tuple(extensions)
 
         dt = self.step_s
         self.cncs = [Cnc(f"cnc{i + 1}", p, seed, dt) for i, p in enumerate(cncs)]
@@ -255,6 +258,8 @@ class VirtualFactory:
         if self.press is not None:  # off the part flow: its own generator, the others' values stay the same
             values += self.press.step()
         self.steps += 1
+        for ext in self.extensions:
+            ext.on_step(self)
         return values
 
     def plant_config(self) -> PlantConfig:
@@ -284,6 +289,8 @@ class VirtualFactory:
                     cells.append({"name": d.cell, "equipment": [eq]})
                 else:  # the machine before its meter, as in the MQTT-only layout
                     cell["equipment"].insert(0, eq)
+        for ext in self.extensions:
+            ext.extend_plant(data)
         return with_alarm_rules(data)
 
     def _field_equipment(self, d: FieldDevice) -> dict[str, Any]:

@@ -185,11 +185,13 @@ def with_alarm_rules(data: dict[str, Any]) -> dict[str, Any]:
     paths = {eq["name"]: path for path, eq in equipment}
     rules: list[dict[str, Any]] = []
     for path, eq in equipment:
-        if eq["type"] == "cnc":
+        kind = eq.get("type", "generic")
+        if kind == "cnc":
             rules += _cnc_rules(path, paths.get(f"meter-{eq['name']}"))
-        elif eq["type"] == "press":
+        elif kind == "press":
             rules += _press_rules(path)
         else:
-            rules += _other_rules(eq["type"], path)
-    data["alarms"] = {"rules": rules}
+            rules += _other_rules(kind, path)
+    extra = data.get("alarms", {}).get("rules", [])  # rules an extension added for its own equipment
+    data["alarms"] = {"rules": rules + extra}
     return data

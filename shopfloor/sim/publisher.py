@@ -47,6 +47,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from shopfloor.connectors.mqtt.jsonfmt import encode_json
 from shopfloor.connectors.mqtt.sparkplug import DataType, EdgeNode, MetricSpec
 from shopfloor.core.errors import NotReady
+from shopfloor.sim.extension import Broker, FactoryExtension
 from shopfloor.sim.factory import Frame, VirtualFactory
 from shopfloor.sim.machines import F64, Device
 
@@ -123,6 +124,8 @@ class FactoryPublisher:
         self.cap_at_wall_clock = cap_at_wall_clock
         self.connect_timeout = connect_timeout
         self.field = field
+        self._broker = Broker(host, port, username, password)
+        self._extensions_started: list[FactoryExtension] = []
         self._interval = 0.0 if speed == 0 or math.isinf(speed) else factory.step_s / speed
         self._specs = metric_specs(factory.sparkplug_devices)
         self._edge = EdgeNode(host, port, factory.group, factory.node, qos=qos, username=username, password=password)
@@ -191,12 +194,25 @@ class FactoryPublisher:
             if self._stopped:
                 return
             self._stopped = True
-            if not self._connected:
-                return
-            self._edge.stop()
-            self._flush_json()
-            self._json.disconnect()
-            self._json.loop_stop()
+            if self._connected:
+                self._edge.stop()
+                self._flush_json()
+                self._json.disconnect()
+                self._json.loop_stop()
+            self._stop_extensions()
+
+    def _stop_extensions(self) -> None:
+        while self._extensions_started:
+            ext = self._extensions_started.pop()
+            try:
+                ext.stop()
+            except Exception:
+                log.exception("sim extension %s failed to stop", ext.name)
+
+    def _start_extensions(self) -> None:
+        for ext in self.factory.extensions:
+            self._extensions_started.append(ext)
+            ext.start(self._broker)
 
     # ------------------------------------------------------------------ internals
 
@@ -211,6 +227,7 @@ class FactoryPublisher:
         if self._connected:
             return
         self._wait_for_wall_clock()
+        self._start_extensions()  # before the first step, so that they see every step
         frame = self.factory.step()
         if self.field is not None:
             self.field.update(frame)

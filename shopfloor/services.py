@@ -1,0 +1,42 @@
+"""Platform services: the scenario apps that run inside the platform beside ingest and the historian.
+
+A service (maintenance inference, the MES event recorder, the fleet manager, the command service, ...)
+is started after the historian, writer, alarms and connectors are up, and stopped before them, so
+whatever it writes reaches the historian. It reads the plant through the platform (bus, historian,
+tag index), writes derived tags with ``Platform.write`` and may open its own MQTT client to
+``platform.broker_url``. Which services run is decided by the plant config: ``default_services`` has
+one line per app, each switched on by the app's own config section.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from shopfloor.config.schema import PlantConfig
+    from shopfloor.platform import Platform
+
+
+@runtime_checkable
+class PlatformService(Protocol):
+    """One app running in the platform. ``name`` is unique; the API finds it with ``platform.service(name)``."""
+
+    name: str
+
+    def start(self, platform: Platform) -> None:
+        """Start (threads, subscriptions, clients). Raise to fail the platform's start."""
+
+    def stop(self) -> None:
+        """Stop and release everything; idempotent; called even if start raised half-way."""
+
+    def health(self) -> dict[str, object]:
+        """A small JSON-able status for /health (counters, state, last error)."""
+
+
+def default_services(config: PlantConfig) -> list[PlatformService]:
+    """The services the plant config asks for, in start order (each app appends its own line here)."""
+    services: list[PlatformService] = []
+    return services
+
+
+__all__ = ["PlatformService", "default_services"]
