@@ -56,6 +56,7 @@ class Platform:
         self._alarms: AlarmEngine | None = None
         self._users: UserStore | None = None
         self.bus = SampleBus()
+        self.intake = SampleBus()  # batches as the writer accepts them, before commit: the alarm engine's feed
         self.services: tuple[PlatformService, ...] = tuple(
             default_services(config) if services is None else services
         )
@@ -107,10 +108,11 @@ class Platform:
         ids = self._historian.ensure_tags([t.path for t in self.model.tags])
         self._tag_index = TagIndex(self.model, ids)
         self._users = open_user_store(self.data_dir / "auth.sqlite", self.config.auth.bootstrap_admin)
-        self._alarms = AlarmEngine(self.config.alarms, self.model, self._tag_index, self.bus, self.data_dir)
+        self._alarms = AlarmEngine(self.config.alarms, self.model, self._tag_index, self.intake, self.data_dir)
         self._alarms.start()  # subscribed before anything is ingested
         self._dead_letters = DeadLetterStore(self.data_dir / "deadletters.sqlite")
-        self._writer = HistorianWriter(self._historian, self.bus, self._tag_index, housekeeping=self._housekeeping)
+        self._writer = HistorianWriter(self._historian, self.bus, self._tag_index, housekeeping=self._housekeeping,
+                                       intake=self.intake)
         self._writer.start()
         mqtt_cfg = self.config.mqtt
         self._ingest = MqttIngest(
@@ -197,7 +199,7 @@ class Platform:
             self._writer.stop()
             self._writer = None
         if self._alarms is not None:
-            self._alarms.stop()  # after the writer: evaluates the last committed batches
+            self._alarms.stop()  # after the writer: evaluates the last batches it accepted
             self._alarms = None
         if self._users is not None:
             self._users.close()

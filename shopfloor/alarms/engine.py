@@ -1,6 +1,7 @@
 """The alarm engine: rules evaluated on the committed sample stream, ISA-18.2 lifecycle, journal, notifications.
 
-It subscribes to the sample bus (batches arrive after commit), finds raw
+It subscribes to the writer's intake bus (batches as the historian writer
+accepts them, before their commit: the commit's latency is not the alarm's), finds raw
 condition edges with NumPy (detect.py), debounces them (delays.py), drives each
 alarm's state machine (lifecycle.py) and writes every transition to the journal
 (store.py) before telling WebSocket listeners and notification targets.
@@ -12,7 +13,8 @@ delays, stuck-value timers, shelving expiry and escalation when no sample comes.
 
 One thread with its own asyncio loop does the evaluation; API calls (ack,
 shelve, rule changes) take the same lock, so the state machine never sees two
-writers.
+writers. The banner counts (summary()) are kept up to date per transition, not
+recounted over every alarm for each one.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ def _clean(value: float | None) -> float | None:
 
 
 Listener = Callable[[dict[str, Any]], None]
+# What one alarm adds to the banner counts: priority, (unack, active, shelved, suppressed, out of service).
+Tally = tuple[str, tuple[int, int, int, int, int]]
 
 
 class AlarmEngine:
@@ -107,6 +111,8 @@ class AlarmEngine:
         self._bank: DelayBank
         self._alarm_suppressors: list[list[int]] = []
         self._suppressor_active: list[bool] = []
+        self._tallies: dict[str, Tally] = {}
+        self._totals: dict[str, list[int]] = {p: [0, 0, 0, 0, 0] for p in PRIORITY_RANK}
 
     # --- life -----------------------------------------------------------------------------------------------------
 
@@ -312,6 +318,7 @@ class AlarmEngine:
             rows.append((t, d.rule if d else t.alarm_id, d.priority if d else ""))
         changed = {t.alarm_id for t in transitions if t.alarm_id in self._statuses}
         self.store.record(rows, [self._statuses[a] for a in changed])
+        self._recount(changed)
         self.transitions += len(transitions)
         listeners = list(self._listeners)
         summary = self.summary() if listeners else None  # once per batch of transitions, for banners
@@ -370,6 +377,9 @@ class AlarmEngine:
         ]
         for k in removed:
             del self._statuses[k]
+        self._tallies.clear()
+        self._totals = {p: [0, 0, 0, 0, 0] for p in PRIORITY_RANK}
+        self._recount(current)
         self.store.record(gone, [self._statuses[a] for a in current - old_keys], removed)
         # designed suppression that holds already applies to newly made alarms
         out = []
@@ -525,20 +535,34 @@ class AlarmEngine:
                 return self._view(self._defs[alarm_id])
         raise UnknownAlarm(f"no alarm {alarm_id!r}")
 
+    def _tally(self, alarm_id: str) -> Tally | None:
+        d, st = self._defs.get(alarm_id), self._statuses.get(alarm_id)
+        if d is None or st is None:
+            return None
+        return d.priority, (int(st.state in (AlarmState.UNACK, AlarmState.RTN_UNACK)),
+                            int(st.state in (AlarmState.UNACK, AlarmState.ACKED)), int(st.shelved),
+                            int(st.suppressed), int(st.out_of_service))
+
+    def _recount(self, alarm_ids: set[str]) -> None:
+        """Replace these alarms' shares of the banner counts (every state change passes through here)."""
+        for alarm_id in alarm_ids:
+            old, new = self._tallies.pop(alarm_id, None), self._tally(alarm_id)
+            for tally, sign in ((old, -1), (new, 1)):
+                if tally is not None:
+                    totals = self._totals[tally[0]]
+                    for k, n in enumerate(tally[1]):
+                        totals[k] += sign * n
+            if new is not None:
+                self._tallies[alarm_id] = new
+
     def summary(self) -> dict[str, Any]:
         """Counts for an alarm banner."""
-        counts: dict[str, dict[str, int]] = {p: {"unack": 0, "active": 0} for p in PRIORITY_RANK}
-        shelved = suppressed = oos = 0
         with self._lock:
-            for d in self._detector.alarms:
-                st = self._statuses[d.alarm_id]
-                c = counts[d.priority]
-                c["unack"] += st.state in (AlarmState.UNACK, AlarmState.RTN_UNACK)
-                c["active"] += st.state in (AlarmState.UNACK, AlarmState.ACKED)
-                shelved += st.shelved
-                suppressed += st.suppressed
-                oos += st.out_of_service
-        return {"by_priority": counts, "shelved": shelved, "suppressed": suppressed, "out_of_service": oos,
+            totals = {p: list(t) for p, t in self._totals.items()}
+        counts = {p: {"unack": t[0], "active": t[1]} for p, t in totals.items()}
+        return {"by_priority": counts, "shelved": sum(t[2] for t in totals.values()),
+                "suppressed": sum(t[3] for t in totals.values()),
+                "out_of_service": sum(t[4] for t in totals.values()),
                 "unack": sum(c["unack"] for c in counts.values()),
                 "active": sum(c["active"] for c in counts.values())}
 

@@ -6,6 +6,10 @@ merges what is waiting into one batch, applies the tags' engineering ranges
 callbacks (the MQTT ingest acknowledges QoS 1 messages there) and publishes the
 batch on the bus. A full queue blocks the submitter: backpressure travels back
 to the broker, which queues, instead of memory growing without bound.
+
+An optional ``intake`` bus gets each batch as it is accepted (range-checked,
+queued, not yet committed): for the alarm engine, whose latency must not include
+the commit (docs/alarms.md says what that promises).
 """
 
 from __future__ import annotations
@@ -83,9 +87,11 @@ class HistorianWriter:
         max_commit_rows: int = 1_000_000,
         housekeeping: Callable[[], None] | None = None,
         housekeeping_interval_s: float = 60.0,
+        intake: SampleBus | None = None,
     ) -> None:
         self.historian = historian
         self.bus = bus
+        self.intake = intake
         self.tag_index = tag_index
         self.max_pending_rows = max_pending_rows
         self.max_commit_rows = max_commit_rows
@@ -117,6 +123,7 @@ class HistorianWriter:
         timeout: float | None = None,
     ) -> bool:
         """Queue a batch; blocks while the queue is full. Returns False if it timed out or the writer stopped."""
+        batch = self._prepare(batch)
         rows = len(batch)
         with self._cond:
             deadline = None if timeout is None else time.monotonic() + timeout
@@ -129,6 +136,8 @@ class HistorianWriter:
                 return False
             self._queue.append(_Item(batch, on_commit, sent_ns))
             self._pending_rows += rows
+            if self.intake is not None:  # under the lock: the intake sees batches in queue order
+                self.intake.publish(batch)
             self._cond.notify_all()
         return True
 
@@ -181,7 +190,7 @@ class HistorianWriter:
                     last_housekeeping = time.monotonic()
                     self._guarded(self.housekeeping, "housekeeping")
                 continue
-            batch = self._prepare(SampleBatch.concat([i.batch for i in items]))
+            batch = SampleBatch.concat([i.batch for i in items])  # each checked by _prepare in submit()
             self._commit(batch)
             commit_ns = time.time_ns()
             for item in items:

@@ -103,3 +103,24 @@ def test_latency_window_percentiles_and_wraparound() -> None:
     assert len(values) == 100 and values.min() == 51_000_000
     p50, p99 = window.percentiles_ms(50, 99)
     assert p50 is not None and 99 < p50 < 102 and p99 is not None and p99 > 148
+
+
+def test_intake_gets_each_batch_range_checked_before_its_commit() -> None:
+    """The alarm engine's feed: it must not wait for the commit, and sees the quality that will be stored."""
+    historian = FlakyHistorian(failures=1_000_000)  # a store that does not take anything for now
+    intake = SampleBus()
+    writer, bus, ids = make(historian, intake=intake)
+    early, late = intake.subscribe(), bus.subscribe()
+    writer.start()
+    try:
+        tag = ids["s/a/l/e/t"]
+        assert writer.submit(SampleBatch.of([tag, tag], [1, 2], [50.0, 500.0]))
+        got = early.drain()
+        assert got.value.tolist() == [50.0, 500.0]
+        assert got.quality.tolist() == [Quality.GOOD, Quality.UNCERTAIN]  # 500 is outside the range [0, 100]
+        assert len(late.drain()) == 0 and writer.rows_committed == 0  # not committed, not live yet
+        historian.failures = 0  # the store takes it at the next retry
+        assert writer.flush(30)
+        assert late.drain().quality.tolist() == [Quality.GOOD, Quality.UNCERTAIN]
+    finally:
+        writer.stop()
