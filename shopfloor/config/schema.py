@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler, field_validator, model_validator
 
 from shopfloor.alarms.config import AlarmsConfig, KnownTags, known_tags
+from shopfloor.apps.mes.config import MesConfig
 from shopfloor.auth.config import AuthConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -292,6 +293,7 @@ class PlantConfig(Strict):
     data_dir: str = Field(default="shopfloor-data", description="Where the historian and dead letters live.")
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig, description="Alarm rules (docs/alarms.md).")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="Users and roles; off by default.")
+    mes: MesConfig | None = Field(default=None, description="MES recorder and master data (docs/mes.md).")
 
     @model_validator(mode="wrap")
     @classmethod

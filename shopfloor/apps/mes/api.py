@@ -1,6 +1,7 @@
 """HTTP API of the MES: OEE by machine, line and shift; downtime Pareto; traces; verify; EPCIS export.
 
-Read-only. The MES database is ``<data_dir>/mes.sqlite`` of the running platform (or the
+Read-only (events are written by the recorder, ``ingest.py``, and ``events_api.py``). The MES is the
+recorder's when the platform runs it; else ``<data_dir>/mes.sqlite`` of the running platform (or the
 database at ``SHOPFLOOR_MES_URL``), opened on first use and kept on the app.
 """
 
@@ -18,6 +19,7 @@ from shopfloor.api.timeparse import parse_time_ns
 from shopfloor.apps.mes import genealogy
 from shopfloor.apps.mes.epcis import export_document
 from shopfloor.apps.mes.errors import MesError, NotFound
+from shopfloor.apps.mes.ingest import running_mes
 from shopfloor.apps.mes.oee import OeeSource
 from shopfloor.apps.mes.service import Mes
 from shopfloor.apps.mes.verify import verify
@@ -32,6 +34,11 @@ MAX_PARAMETER_EVENTS = 200  # process parameters are read for at most this many 
 
 
 def get_mes(request: Request, platform: PlatformDep) -> Mes:
+    """The recorder's Mes when the platform runs the ``mes`` service (one database, one writer), else the
+    data directory's MES opened on first use (a platform without the recorder, e.g. fed by scripts)."""
+    shared = running_mes(platform)
+    if shared is not None:
+        return shared
     with _open_lock:
         mes: Mes | None = getattr(request.app.state, "mes", None)
         if mes is None:

@@ -195,9 +195,11 @@ class Mes:
     def produce(
         self, code: str, equipment: str, ts_ns: int, *, inputs: Sequence[tuple[str, float]] | None = None,
         good: bool = True, work_order: str | None = None, parameters: dict[str, float] | None = None,
+        reason: str | None = None,
     ) -> int:
         """An item made on a machine from inputs (codes and quantities); without inputs, from the lot last
-        loaded at that machine. Creates a serial of the work order's product if the code is new."""
+        loaded at that machine. Creates a serial of the work order's product if the code is new. ``reason``:
+        why a scrap part is scrap (kept in the payload only when given)."""
         eq = self.log.equipment_id(equipment)
         order_id, op_id = self._order_operation(work_order, eq)
         if self._find_item(code) is None:
@@ -212,13 +214,16 @@ class Mes:
             input_ids = [(self._item(c)[0], float(q)) for c, q in inputs]
         if any(i == item_id for i, _ in input_ids):
             raise MesError(f"{code!r} cannot be an input of itself")
+        payload: dict[str, Any] = {"quality": "good" if good else "scrap", "parameters": parameters or {}}
+        if reason is not None:
+            payload["reason"] = reason
         with self.engine.begin() as conn:
             if op_id is not None:
                 self._add_quantities(conn, op_id, 1 if good else 0, 0 if good else 1, ts_ns)
             return self.log.append([NewEvent(
                 ts_ns, EventKind.PRODUCED, item_id=item_id, equipment_id=eq, operator=self.operator_at(eq),
                 work_order_id=order_id, operation_id=op_id,
-                payload={"quality": "good" if good else "scrap", "parameters": parameters or {}},
+                payload=payload,
                 inputs=tuple(input_ids),
             )], conn)[0]
 
