@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler,
 from shopfloor.alarms.config import AlarmsConfig, KnownTags, known_tags
 from shopfloor.apps.mes.config import MesConfig
 from shopfloor.auth.config import AuthConfig
+from shopfloor.control.config import ControlConfig, check_control
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
@@ -293,7 +294,13 @@ class PlantConfig(Strict):
     data_dir: str = Field(default="shopfloor-data", description="Where the historian and dead letters live.")
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig, description="Alarm rules (docs/alarms.md).")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="Users and roles; off by default.")
+    control: ControlConfig = Field(default_factory=ControlConfig, description="Remote control (docs/control.md).")
     mes: MesConfig | None = Field(default=None, description="MES recorder and master data (docs/mes.md).")
+
+    @model_validator(mode="after")
+    def _control_targets(self) -> PlantConfig:
+        check_control(self.control, self.site)  # commands name the site's equipment and tags
+        return self
 
     @model_validator(mode="wrap")
     @classmethod
