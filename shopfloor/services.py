@@ -44,6 +44,10 @@ def default_services(config: PlantConfig) -> list[PlatformService]:
         from shopfloor.apps.mes.ingest import MesService
 
         services.append(MesService(config.mes))
+    if config.inspection is not None:  # the inspection station (docs/inspection.md)
+        from shopfloor.apps.inspection.service import InspectionService
+
+        services.append(InspectionService(config.inspection))
     return services
 
 

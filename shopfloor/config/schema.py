@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler, field_validator, model_validator
 
 from shopfloor.alarms.config import AlarmsConfig, KnownTags, known_tags
+from shopfloor.apps.inspection.config import InspectionConfig
 from shopfloor.apps.mes.config import MesConfig
 from shopfloor.auth.config import AuthConfig
 from shopfloor.control.config import ControlConfig, check_control
@@ -296,6 +297,7 @@ class PlantConfig(Strict):
     auth: AuthConfig = Field(default_factory=AuthConfig, description="Users and roles; off by default.")
     control: ControlConfig = Field(default_factory=ControlConfig, description="Remote control (docs/control.md).")
     mes: MesConfig | None = Field(default=None, description="MES recorder and master data (docs/mes.md).")
+    inspection: InspectionConfig | None = Field(default=None, description="Inspection station (docs/inspection.md).")
 
     @model_validator(mode="after")
     def _control_targets(self) -> PlantConfig:
