@@ -48,6 +48,10 @@ def default_services(config: PlantConfig) -> list[PlatformService]:
         from shopfloor.apps.inspection.service import InspectionService
 
         services.append(InspectionService(config.inspection))
+    if config.warehouse is not None:  # warehouse, line-side replenishment, AGV fleet (docs/warehouse.md)
+        from shopfloor.apps.warehouse.service import WarehouseService
+
+        services.append(WarehouseService(config.warehouse))
     return services
 
 

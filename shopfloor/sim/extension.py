@@ -55,6 +55,9 @@ def demo_extensions(seed: int) -> list[FactoryExtension]:
     from shopfloor.sim.camera import InspectionCamera  # a picture of every finished part (docs/inspection.md)
 
     extensions.append(InspectionCamera(seed))
+    from shopfloor.sim.agv import AgvExtension  # warehouse and AGVs, VDA 5050 (docs/warehouse.md)
+
+    extensions.append(AgvExtension(seed))
     return extensions
 
 
