@@ -36,6 +36,10 @@ class PlatformService(Protocol):
 def default_services(config: PlantConfig) -> list[PlatformService]:
     """The services the plant config asks for, in start order (each app appends its own line here)."""
     services: list[PlatformService] = []
+    if config.mes is not None:  # the MES recorder (docs/mes.md)
+        from shopfloor.apps.mes.ingest import MesService
+
+        services.append(MesService(config.mes))
     if config.control.commands:
         from shopfloor.control.service import CommandService
 

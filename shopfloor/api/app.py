@@ -60,6 +60,7 @@ def create_app(
     app.include_router(alarms_router)
     app.include_router(auth_router)
     app.include_router(mes_router)
+    app.include_router(mes_events_router)
     app.include_router(inspection_router)
     app.include_router(control_router)
     app.include_router(mes_events_router)

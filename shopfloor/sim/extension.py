@@ -52,6 +52,9 @@ class FactoryExtension(Protocol):
 def demo_extensions(seed: int) -> list[FactoryExtension]:
     """The extensions the demo runs, in order (each extension module appends its own line)."""
     extensions: list[FactoryExtension] = []
+    from shopfloor.sim.production import ProductionExtension  # work orders, lots, serials (docs/mes.md)
+
+    extensions.append(ProductionExtension(seed))
     from shopfloor.sim.camera import InspectionCamera  # a picture of every finished part (docs/inspection.md)
 
     extensions.append(InspectionCamera(seed))
