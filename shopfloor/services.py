@@ -44,10 +44,6 @@ def default_services(config: PlantConfig) -> list[PlatformService]:
         from shopfloor.control.service import CommandService
 
         services.append(CommandService(config.control))
-    if config.mes is not None:  # the MES recorder (docs/mes.md)
-        from shopfloor.apps.mes.ingest import MesService
-
-        services.append(MesService(config.mes))
     if config.inspection is not None:  # the inspection station (docs/inspection.md)
         from shopfloor.apps.inspection.service import InspectionService
 

@@ -63,7 +63,6 @@ def create_app(
     app.include_router(mes_events_router)
     app.include_router(inspection_router)
     app.include_router(control_router)
-    app.include_router(mes_events_router)
 
     mount_dashboard(app)  # the web dashboard at /, its files under /static
 

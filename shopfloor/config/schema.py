@@ -12,7 +12,6 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler, field_validator, model_validator
 
 from shopfloor.alarms.config import AlarmsConfig, KnownTags, known_tags
-from shopfloor.apps.mes.config import MesConfig
 from shopfloor.apps.warehouse.config import WarehouseConfig
 from shopfloor.apps.inspection.config import InspectionConfig
 from shopfloor.apps.mes.config import MesConfig
@@ -300,7 +299,6 @@ class PlantConfig(Strict):
     mes: MesConfig | None = Field(default=None, description="MES recorder and master data (docs/mes.md).")
     warehouse: WarehouseConfig | None = Field(default=None, description="Warehouse and AGVs (docs/warehouse.md).")
     control: ControlConfig = Field(default_factory=ControlConfig, description="Remote control (docs/control.md).")
-    mes: MesConfig | None = Field(default=None, description="MES recorder and master data (docs/mes.md).")
     inspection: InspectionConfig | None = Field(default=None, description="Inspection station (docs/inspection.md).")
 
     @model_validator(mode="after")
