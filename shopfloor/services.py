@@ -52,6 +52,10 @@ def default_services(config: PlantConfig) -> list[PlatformService]:
         from shopfloor.apps.warehouse.service import WarehouseService
 
         services.append(WarehouseService(config.warehouse))
+    if config.maintenance is not None:  # bearing diagnosis, RUL, work orders (docs/maintenance.md)
+        from shopfloor.apps.maintenance.service import MaintenanceService
+
+        services.append(MaintenanceService(config.maintenance))
     return services
 
 

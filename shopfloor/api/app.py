@@ -12,6 +12,7 @@ import shopfloor
 from shopfloor.alarms.api import router as alarms_router
 from shopfloor.api.routers import assets, dashboard, live, system, values
 from shopfloor.apps.inspection.api import router as inspection_router
+from shopfloor.apps.maintenance.api import router as maintenance_router
 from shopfloor.apps.mes.api import router as mes_router
 from shopfloor.apps.mes.events_api import router as mes_events_router
 from shopfloor.apps.scheduling.api import router as scheduling_router
@@ -60,6 +61,7 @@ def create_app(
     app.include_router(alarms_router)
     app.include_router(auth_router)
     app.include_router(mes_router)
+    app.include_router(maintenance_router)
     app.include_router(mes_events_router)
     app.include_router(inspection_router)
     app.include_router(control_router)

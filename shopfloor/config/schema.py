@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler, field_validator, model_validator
 
 from shopfloor.alarms.config import AlarmsConfig, KnownTags, known_tags
+from shopfloor.apps.maintenance.config import MaintenanceConfig
 from shopfloor.apps.warehouse.config import WarehouseConfig
 from shopfloor.apps.inspection.config import InspectionConfig
 from shopfloor.apps.mes.config import MesConfig
@@ -296,6 +297,7 @@ class PlantConfig(Strict):
     data_dir: str = Field(default="shopfloor-data", description="Where the historian and dead letters live.")
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig, description="Alarm rules (docs/alarms.md).")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="Users and roles; off by default.")
+    maintenance: MaintenanceConfig | None = Field(default=None, description="Bearing diagnosis, RUL (maintenance.md).")
     mes: MesConfig | None = Field(default=None, description="MES recorder and master data (docs/mes.md).")
     warehouse: WarehouseConfig | None = Field(default=None, description="Warehouse and AGVs (docs/warehouse.md).")
     control: ControlConfig = Field(default_factory=ControlConfig, description="Remote control (docs/control.md).")

@@ -61,6 +61,9 @@ def demo_extensions(seed: int) -> list[FactoryExtension]:
     from shopfloor.sim.agv import AgvExtension  # warehouse and AGVs, VDA 5050 (docs/warehouse.md)
 
     extensions.append(AgvExtension(seed))
+    from shopfloor.sim.vibration import VibrationExtension  # spindle bearing vibration (docs/maintenance.md)
+
+    extensions.append(VibrationExtension(seed))
     return extensions
 
 
