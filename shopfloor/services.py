@@ -56,6 +56,10 @@ def default_services(config: PlantConfig) -> list[PlatformService]:
         from shopfloor.apps.maintenance.service import MaintenanceService
 
         services.append(MaintenanceService(config.maintenance))
+    if config.drive is not None and config.drive.vehicles:  # remotely driven vehicles (docs/drive.md)
+        from shopfloor.control.drive import DriveService
+
+        services.append(DriveService(config.drive))
     return services
 
 

@@ -18,6 +18,7 @@ from shopfloor.apps.mes.events_api import router as mes_events_router
 from shopfloor.apps.scheduling.api import router as scheduling_router
 from shopfloor.auth.api import router as auth_router
 from shopfloor.control.api import router as control_router
+from shopfloor.control.drive import router as drive_router
 from shopfloor.platform import Platform
 from shopfloor.web import mount_dashboard
 
@@ -65,6 +66,7 @@ def create_app(
     app.include_router(mes_events_router)
     app.include_router(inspection_router)
     app.include_router(control_router)
+    app.include_router(drive_router)
 
     mount_dashboard(app)  # the web dashboard at /, its files under /static
 

@@ -18,6 +18,7 @@ from shopfloor.apps.inspection.config import InspectionConfig
 from shopfloor.apps.mes.config import MesConfig
 from shopfloor.auth.config import AuthConfig
 from shopfloor.control.config import ControlConfig, check_control
+from shopfloor.control.drive_config import DriveConfig
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=64)]
@@ -297,6 +298,7 @@ class PlantConfig(Strict):
     data_dir: str = Field(default="shopfloor-data", description="Where the historian and dead letters live.")
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig, description="Alarm rules (docs/alarms.md).")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="Users and roles; off by default.")
+    drive: DriveConfig | None = Field(default=None, description="Remotely driven vehicles (docs/drive.md).")
     maintenance: MaintenanceConfig | None = Field(default=None, description="Bearing diagnosis, RUL (maintenance.md).")
     mes: MesConfig | None = Field(default=None, description="MES recorder and master data (docs/mes.md).")
     warehouse: WarehouseConfig | None = Field(default=None, description="Warehouse and AGVs (docs/warehouse.md).")
