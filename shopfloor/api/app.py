@@ -16,6 +16,7 @@ from shopfloor.apps.maintenance.api import router as maintenance_router
 from shopfloor.apps.mes.api import router as mes_router
 from shopfloor.apps.mes.events_api import router as mes_events_router
 from shopfloor.apps.scheduling.api import router as scheduling_router
+from shopfloor.apps.warehouse.api import router as warehouse_router
 from shopfloor.auth.api import router as auth_router
 from shopfloor.control.api import router as control_router
 from shopfloor.control.drive import router as drive_router
@@ -62,6 +63,7 @@ def create_app(
     app.include_router(alarms_router)
     app.include_router(auth_router)
     app.include_router(mes_router)
+    app.include_router(warehouse_router)
     app.include_router(maintenance_router)
     app.include_router(mes_events_router)
     app.include_router(inspection_router)

@@ -503,6 +503,15 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ views
 
+    def _shown_state(self, run: VehicleRun) -> str:
+        """The vehicle's state; "moving" also between two released cells, where a lock-step vehicle waits briefly."""
+        v = run.vehicle
+        if v is None:
+            return "unknown"
+        if v.state is VehicleState.IDLE and run.serial in self.pending:
+            return VehicleState.MOVING.value
+        return v.state.value
+
     def snapshot(self) -> dict[str, Any]:
         """Vehicles with their positions, tasks and remaining paths, for the API and the dashboard."""
         vehicles = []
@@ -517,7 +526,7 @@ class Dispatcher:
                 "serial": serial, "manufacturer": run.cfg.manufacturer, "online": run.online,
                 "x": run.x / self.config.cell_size_m, "y": run.y / self.config.cell_size_m,
                 "cell": list(self.graph.xy(v.position)) if v else None,
-                "battery": v.battery_pct if v else None, "state": v.state.value if v else "unknown",
+                "battery": v.battery_pct if v else None, "state": self._shown_state(run),
                 "charging": run.charging, "payload": v.payload if v else None, "stuck": run.stuck,
                 "task": run.task.id if run.task else None, "leg": run.leg.kind if v else None,
                 "goal": list(self.graph.xy(run.leg.cell)), "path": path, "home": list(run.cfg.home),

@@ -11,8 +11,9 @@ import * as equipmentPage from "./pages/equipment.js";
 import * as healthPage from "./pages/health.js";
 import * as overviewPage from "./pages/overview.js";
 import * as tagsPage from "./pages/tags.js";
+import * as warehousePage from "./pages/warehouse.js";
 
-const PAGES = { overview: overviewPage, equipment: equipmentPage, tags: tagsPage, alarms: alarmsPage, health: healthPage };
+const PAGES = { overview: overviewPage, equipment: equipmentPage, tags: tagsPage, alarms: alarmsPage, warehouse: warehousePage, health: healthPage };
 const root = document.getElementById("page");
 let current = null; // {name, cleanup}
 
