@@ -52,6 +52,9 @@ class FactoryExtension(Protocol):
 def demo_extensions(seed: int) -> list[FactoryExtension]:
     """The extensions the demo runs, in order (each extension module appends its own line)."""
     extensions: list[FactoryExtension] = []
+    from shopfloor.sim.commands import CommandsExtension  # machines that obey remote commands (docs/control.md)
+
+    extensions.append(CommandsExtension())
     from shopfloor.sim.production import ProductionExtension  # work orders, lots, serials (docs/mes.md)
 
     extensions.append(ProductionExtension(seed))

@@ -24,6 +24,7 @@ from typing import Any
 from asyncua import ua
 from asyncua.server.server import Server
 from asyncua.ua.status_codes import StatusCodes
+from asyncua.ua.uaerrors import UaStatusCodeError
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
@@ -40,6 +41,7 @@ from shopfloor.sim.fieldmap import (
     encode,
     opcua_node_id,
 )
+from shopfloor.sim.machines import ROBOT_MODES
 
 UA_TYPES = {"float64": ua.VariantType.Double, "int64": ua.VariantType.Int64, "enum": ua.VariantType.Int32}
 _FUNCTION = {"holding": 3, "input": 4, "coil": 1, "discrete": 2}  # the function code that reaches each table
@@ -163,6 +165,9 @@ class FieldServers:
                 await server.write_attribute_value(var.nodeid, bad)
                 nodes.append((var.nodeid, vtype))
             self._nodes[d.name] = nodes
+            if d.kind == "robot":  # remote control sets the mode by a method call (shopfloor.sim.commands)
+                await obj.add_method(ua.NodeId.from_string(f"ns={idx};s={d.name}.SetMode"),
+                                     ua.QualifiedName("SetMode", idx), self._set_mode, [ua.VariantType.Int32], [])
         self._ua = server  # before start(): _stop() stops a half-started server too
         await server.start()
 
@@ -195,10 +200,27 @@ class FieldServers:
         registers: list[int],
         set_values: list[int] | list[bool] | None,
     ) -> ExcCodes | None:
-        """Reads before the first frame get 'device busy' rather than zeros that would pass for values."""
-        if set_values is None and self.frames_written == 0:
-            return ExcCodes.DEVICE_BUSY
+        """Reads before the first frame get 'device busy' rather than zeros that would pass for values.
+
+        Writes reach the press only through its writable register (the pressure setpoint, in 0.1 bar);
+        any other address is 'illegal data address', as a PLC's read-only map would answer."""
+        if set_values is None:
+            return ExcCodes.DEVICE_BUSY if self.frames_written == 0 else None
+        if function_code in _FUNCTION.values():  # the frame writer's own updates (read codes with values)
+            return None
+        reg = PRESS_REGISTERS["pressure_setpoint"]
+        press = self.factory.press
+        if press is None or function_code not in (6, 16) or address != reg.address or len(set_values) != 1:
+            return ExcCodes.ILLEGAL_ADDRESS
+        press.pressure_setpoint = int(set_values[0]) * reg.scale  # the press reads it at its next step
         return None
+
+    async def _set_mode(self, parent: ua.NodeId, mode: ua.Variant) -> list[ua.Variant]:
+        """SetMode(Int32) of the robot: 0 auto, 1 manual, 2 maintenance; anything else is BadOutOfRange."""
+        if mode.Value not in ROBOT_MODES:
+            raise UaStatusCodeError(StatusCodes.BadOutOfRange)  # type: ignore[no-untyped-call]
+        self.factory.robot.mode = int(mode.Value)  # the robot reads it at its next step
+        return []
 
     async def _write_loop(self) -> None:
         assert self._wake is not None

@@ -56,6 +56,7 @@ PRESS_REGISTERS: dict[str, Register] = {
     "hydraulic_pressure": Register("input", 2, "float32"),
     "oil_temperature": Register("input", 4, "int16", 0.1),
     "pump_on": Register("discrete", 0, "bool"),
+    "pressure_setpoint": Register("holding", 3, "uint16", 0.1),  # the one writable register
 }
 
 

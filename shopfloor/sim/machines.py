@@ -63,12 +63,14 @@ REASON_STARVED: Final = 1
 REASON_BREAKDOWN: Final = 2
 REASON_BEARING: Final = 3
 REASON_TOOL_CHANGE: Final = 4
+REASON_OPERATOR: Final = 5  # stopped by a remote command (shopfloor.sim.commands)
 STOP_REASONS: Final[Mapping[int, str]] = {
     REASON_NONE: "none",
     REASON_STARVED: "starved",
     REASON_BREAKDOWN: "breakdown",
     REASON_BEARING: "bearing failure",
     REASON_TOOL_CHANGE: "tool change",
+    REASON_OPERATOR: "operator stop",
 }
 
 NOISE_BLOCK: Final = 512  # steps of random numbers drawn at once per machine
@@ -206,6 +208,7 @@ CNC_SIGNALS: Final = (
     Signal("cycle_time", "s", "float64", (0.0, 600.0), "Cycle time of the last part", None, 1),
     Signal("tool_wear", "%", "float64", (0.0, 100.0), "Tool wear (100 % forces a tool change)", None, 1),
     Signal("bearing_health", "%", "float64", (0.0, 100.0), "Remaining spindle bearing life", None, 1),
+    Signal("feed_override", "%", "float64", (0.0, 150.0), "Feed rate override (set by remote command)", None, 0),
 )
 
 
@@ -243,6 +246,8 @@ class Cnc:
         self.scrap = 0.0
         self.power = p.aux_power_kw  # electrical power of the whole machine, for its meter
         self.parts_out = 0.0  # parts finished in the last step
+        self.hold = False  # remote control: stopped by an operator until started again
+        self.feed_override = 100.0  # remote control: % of the programmed feed rate
 
     def _bearing_rate(self, u: float) -> float:
         """Wear per second at rated speed of a new bearing: Weibull life by the inverse CDF of u."""
@@ -254,6 +259,11 @@ class Cnc:
         """Advance one step; ``feed_ok``: raw parts arrive (the conveyor is not down). Returns the signal values."""
         p, dt = self.p, self.dt
         z, u = self._noise.next()
+        if self.hold:  # a remote stop holds the machine idle; a stop already under way ends first
+            if self.state == RUNNING or (self.state == IDLE and self.reason == REASON_STARVED):
+                self._stop(IDLE, REASON_OPERATOR, math.inf)
+        elif self.reason == REASON_OPERATOR:
+            self.timer = 0.0
 
         # Stops that end: repair or tool change done, material back.
         if self.state != RUNNING:
@@ -276,7 +286,7 @@ class Cnc:
         running = self.state == RUNNING
         self.parts_out = 0.0
         if running:
-            self.progress += dt
+            self.progress += dt * self.feed_override / 100.0
             if self.progress >= self.cycle:
                 self._finish_parts(z, u)
         self.wear += dt * self.speed / p.rated_speed_rpm * self.wear_rate
@@ -332,6 +342,7 @@ class Cnc:
             self.last_cycle,
             self.tool,
             100.0 * (1.0 - w),
+            self.feed_override,
         ]
 
     def _stop(self, state: int, reason: int, duration: float) -> None:
@@ -449,12 +460,14 @@ class RobotParams:
     max_queue: int = 50  # parts the end of the belt holds
 
 
+ROBOT_MODES: Final[Mapping[int, str]] = {0: "auto", 1: "manual", 2: "maintenance"}  # no new cycle unless auto
 ROBOT_SIGNALS: Final = (
     Signal("state", "", "enum", None, "Robot state", STATES, 0),
     Signal("cycle_count", "cycles", "int64", None, "Pick-and-place cycles completed (monotonic)", None, 0),
     Signal("torque_j1", "Nm", "float64", (-400.0, 400.0), "Base axis (J1) torque", None, 1),
     Signal("torque_j2", "Nm", "float64", (-400.0, 400.0), "Shoulder axis (J2) torque", None, 1),
     Signal("torque_j3", "Nm", "float64", (-400.0, 400.0), "Elbow axis (J3) torque", None, 1),
+    Signal("mode", "", "enum", None, "Operating mode (set by remote command)", ROBOT_MODES, 0),
 )
 
 
@@ -477,6 +490,7 @@ class Robot:
         self.cycle = params.cycle_time_s
         self.count = 0.0
         self.power = params.controller_kw
+        self.mode = 0  # remote control: auto; manual and maintenance finish the cycle under way, start none
 
     def step(self, parts_in: float) -> list[float]:
         """Advance one step; ``parts_in``: parts the CNCs finished. Returns the signal values."""
@@ -494,7 +508,7 @@ class Robot:
             left = dt
             while left > 0.0:  # more than one cycle per step if the step is long
                 if not self.in_cycle:
-                    if self.queue < 1.0:
+                    if self.queue < 1.0 or self.mode != 0:
                         break
                     self.queue -= 1.0
                     self.in_cycle = True
@@ -526,7 +540,7 @@ class Robot:
             j2 += 1.5 * z[1]
             j3 += 1.0 * z[2]
             self.power = p.controller_kw + w_per_nm * (abs(j1) + abs(j2) + abs(j3)) / 1000.0
-        return [float(self.state), self.count, j1, j2, j3]
+        return [float(self.state), self.count, j1, j2, j3, float(self.mode)]
 
 
 # ------------------------------------------------------------------ Energy meters

@@ -48,6 +48,8 @@ PRESS_SIGNALS: Final = (
     Signal("hydraulic_pressure", "bar", "float64", (0.0, 300.0), "Hydraulic pressure", None, 1),
     Signal("oil_temperature", "°C", "float64", (-20.0, 120.0), "Hydraulic oil temperature", None, 1),
     Signal("pump_on", "", "enum", None, "Hydraulic pump running (a discrete input)", PUMP_STATES, 0),
+    Signal("pressure_setpoint", "bar", "float64", (0.0, 300.0), "Pressure limit (a writable holding register)",
+           None, 1),
 )
 
 
@@ -70,6 +72,7 @@ class Press:
         self.timer = 0.0
         self.phase = 0.0  # seconds into the current stroke
         self.oil = params.oil_idle_c
+        self.pressure_setpoint = 200.0  # bar; written over Modbus (remote control): caps the press force
 
     def step(self) -> list[float]:
         """Advance one step. Returns the signal values."""
@@ -96,13 +99,16 @@ class Press:
                 force = p.nominal_force_kn * (phi - 0.25) / 0.2
             elif 0.45 <= phi < 0.7:  # hold
                 force = p.nominal_force_kn * (1.0 + 0.01 * z[0])
+        cap = max(self.pressure_setpoint - p.standby_bar, 0.0) * 100.0 * p.piston_area_m2
+        force = min(force, cap)
         pump = self.state != DOWN
         target = p.oil_running_c if self.state == RUNNING else p.oil_idle_c if pump else p.ambient_c
         self.oil += (target - self.oil) * self.a_oil
         pressure = force / (100.0 * p.piston_area_m2) + (p.standby_bar if pump else 0.0)
         if pump:
             pressure *= 1.0 + 0.005 * z[1]
-        return [float(self.state), self.count, force, pressure, self.oil + 0.05 * z[2], float(pump)]
+        return [float(self.state), self.count, force, pressure, self.oil + 0.05 * z[2], float(pump),
+                self.pressure_setpoint]
 
 
 __all__ = ["PRESS_SIGNALS", "PUMP_STATES", "Press", "PressParams"]

@@ -134,7 +134,7 @@ async def read_modbus(port: int) -> tuple[list[int], list[int], list[bool]]:
     try:
         assert await client.connect()
         inputs = await client.read_input_registers(0, count=5, device_id=MODBUS_UNIT)
-        holding = await client.read_holding_registers(0, count=3, device_id=MODBUS_UNIT)
+        holding = await client.read_holding_registers(0, count=4, device_id=MODBUS_UNIT)
         discrete = await client.read_discrete_inputs(0, count=1, device_id=MODBUS_UNIT)
         return inputs.registers, holding.registers, discrete.bits[:1]
     finally:
@@ -163,10 +163,10 @@ def test_servers_serve_the_values_of_a_step(served: tuple[VirtualFactory, FieldS
     assert values[0].Value.VariantType == ua.VariantType.Int32  # state: an enum code
 
     inputs, holding, discrete = asyncio.run(read_modbus(factory.modbus_port))
-    state, strokes, force, pressure, oil, pump = frame.modbus["press1"].tolist()
+    state, strokes, force, pressure, oil, pump, setpoint = frame.modbus["press1"].tolist()
     assert struct.unpack(">ff", struct.pack(">4H", *inputs[:4])) == pytest.approx((force, pressure), rel=1e-6)
     assert struct.unpack(">h", struct.pack(">H", inputs[4]))[0] == round(oil * 10)
-    assert holding == [state, int(strokes) >> 16, int(strokes) & 0xFFFF]
+    assert holding == [state, int(strokes) >> 16, int(strokes) & 0xFFFF, round(setpoint * 10)]
     assert discrete == [bool(pump)]
 
 
