@@ -14,6 +14,7 @@ from rich.console import Console
 from shopfloor.apps.maintenance.cli import app as maintenance_app
 from shopfloor.apps.mes.cli import cli as mes_cli
 from shopfloor.apps.scheduling.cli import app as schedule_app
+from shopfloor.connectors.mqtt.acl_cli import mqtt_acl
 
 app = typer.Typer(
     name="shopfloor", help="An industrial internet platform: connect, record, watch, act.", no_args_is_help=True,
@@ -22,6 +23,7 @@ app = typer.Typer(
 app.add_typer(schedule_app, name="schedule")
 app.add_typer(mes_cli)  # shopfloor trace ..., shopfloor oee
 app.add_typer(maintenance_app, name="maintenance")
+app.command("mqtt-acl")(mqtt_acl)  # Mosquitto password and ACL files for the plant's devices
 console = Console(stderr=True)
 
 

@@ -18,6 +18,7 @@ from shopfloor.alarms.engine import AlarmEngine
 from shopfloor.auth.store import UserStore, open_user_store
 from shopfloor.config.schema import ModbusSource, OpcUaSource, PlantConfig
 from shopfloor.connectors.base import ConnectorRuntime, FieldConnector
+from shopfloor.connectors.mqtt.acl import password_from_env
 from shopfloor.connectors.mqtt.ingest import MqttIngest
 from shopfloor.core.bus import SampleBus
 from shopfloor.core.deadletters import DeadLetterStore
@@ -119,7 +120,7 @@ class Platform:
             self.broker_url, self.model, self._tag_index, self._writer, self._dead_letters,
             client_id=mqtt_cfg.client_id, qos=mqtt_cfg.qos, sparkplug_groups=mqtt_cfg.sparkplug_groups,
             json_prefix=mqtt_cfg.json_prefix, host_id=mqtt_cfg.host_id, username=mqtt_cfg.username,
-            password=mqtt_cfg.password,
+            password=mqtt_cfg.password if mqtt_cfg.password is not None else password_from_env(mqtt_cfg.username),
         )
         try:
             self._ingest.start(connect_timeout)

@@ -17,6 +17,7 @@ from shopfloor.apps.warehouse.config import WarehouseConfig
 from shopfloor.apps.inspection.config import InspectionConfig
 from shopfloor.apps.mes.config import MesConfig
 from shopfloor.auth.config import AuthConfig
+from shopfloor.connectors.mqtt.acl import MqttDevice, check_devices, check_filter
 from shopfloor.control.config import ControlConfig, check_control
 from shopfloor.control.drive_config import DriveConfig
 
@@ -257,6 +258,12 @@ class MqttConfig(Strict):
         description="Sparkplug primary host id: spBv1.0/STATE/<host_id> says whether the platform is online; "
         "null to publish no STATE.",
     )
+    devices: list[MqttDevice] = Field(
+        default_factory=list, description="Device users and their topics (docs/mqtt-security.md); none: no ACLs."
+    )
+    platform_publish: list[str] = Field(
+        default_factory=list, description="Topic filters the platform's user may publish to besides STATE and commands."
+    )
 
     @field_validator("broker")
     @classmethod
@@ -264,6 +271,16 @@ class MqttConfig(Strict):
         if not BROKER_URL.match(v):
             raise ValueError(f"broker must look like mqtt://host:1883, got {v!r}")
         return v
+
+    @field_validator("platform_publish")
+    @classmethod
+    def _filters(cls, v: list[str]) -> list[str]:
+        return [check_filter(f) for f in v]
+
+    @model_validator(mode="after")
+    def _devices(self) -> MqttConfig:
+        check_devices(self.devices, self.username)
+        return self
 
 
 class HistorianConfig(Strict):

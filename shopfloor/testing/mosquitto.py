@@ -6,6 +6,7 @@ of a fast stream to a slow subscriber (see shared PERFORMANCE.md).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -28,7 +29,7 @@ def find_mosquitto() -> str | None:
 class Mosquitto:
     """A mosquitto process of our own; use as a context manager."""
 
-    def __init__(self, port: int | None = None, extra_config: str = "") -> None:
+    def __init__(self, port: int | None = None, extra_config: str = "", *, allow_anonymous: bool = True) -> None:
         binary = find_mosquitto()
         if binary is None:
             raise NotReady("mosquitto is not installed (Debian package 'mosquitto')")
@@ -36,6 +37,7 @@ class Mosquitto:
         self.host = "127.0.0.1"
         self.port = port or free_port()
         self.extra_config = extra_config
+        self.allow_anonymous = allow_anonymous  # False: clients log in (e.g. with `shopfloor mqtt-acl` files)
         self._dir = tempfile.TemporaryDirectory(prefix="shopfloor-mosquitto-")
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -47,7 +49,9 @@ class Mosquitto:
         conf = Path(self._dir.name) / "mosquitto.conf"
         conf.write_text(
             f"listener {self.port} {self.host}\n"
-            "allow_anonymous true\n"
+            f"allow_anonymous {'true' if self.allow_anonymous else 'false'}\n"
+            # as root, mosquitto drops to user 'mosquitto', which cannot read a test's private files
+            f"{'user root' if not self.allow_anonymous and os.geteuid() == 0 else ''}\n"
             "persistence false\n"
             "max_queued_messages 1000000\n"
             "max_inflight_messages 1000\n"

@@ -3,6 +3,8 @@
 It runs on its own thread and event loop so that a busy broker never stalls the
 API's loop. A real plant points shopfloor at Mosquitto or another broker instead
 (`--broker mqtt://host:1883`); measured limits of the embedded one are in docs.
+With ``access`` (acl.py) it enforces the device credentials and topic rules that
+`shopfloor mqtt-acl` writes for Mosquitto (broker_auth.py); without, anyone may connect.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ import asyncio
 import logging
 import threading
 from concurrent.futures import Future
+from typing import Any
 
+from shopfloor.connectors.mqtt.acl import BrokerAccess
 from shopfloor.core.errors import NotReady
 
 log = logging.getLogger(__name__)
@@ -20,9 +24,10 @@ log = logging.getLogger(__name__)
 class EmbeddedBroker:
     """An amqtt broker on host:port, started and stopped from synchronous code."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 1883) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 1883, access: BrokerAccess | None = None) -> None:
         self.host = host
         self.port = port
+        self.access = access
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._broker: object | None = None
@@ -48,9 +53,14 @@ class EmbeddedBroker:
 
         assert self._loop is not None
         asyncio.set_event_loop(self._loop)
+        plugins: dict[str, Any] = {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}
+        if self.access is not None:
+            from shopfloor.connectors.mqtt.broker_auth import plugins_config
+
+            plugins = plugins_config(self.access)
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}", "max_connections": 1000}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+            "plugins": plugins,
         }
 
         async def boot() -> None:
