@@ -10,10 +10,12 @@ driving), with its position, battery (drains per metre driven, charges at ``char
 action states; ``connection`` is ONLINE while it runs (retained) and OFFLINE when it stops. A pause
 takes effect at the next node: vehicles halt on nodes, never between them.
 
-The extension also plays the line's material handling until the MES's own producer publishes
-``material_load`` events: when a CNC finishes a part it takes one blank from its line-side buffer (the
-oldest lot an AGV dropped there) and publishes ``material_load`` with that lot on ``shopfloor/mes/events``;
-a CNC whose buffer is empty publishes nothing (``starved`` counts those parts).
+The extension also stands in for the line controller's material scans while nobody else sends them: when a
+CNC finishes a part it takes one blank from its line-side buffer (the oldest lot an AGV dropped there) and
+publishes ``material_load`` with that lot on ``shopfloor/mes/events``; a CNC whose buffer is empty publishes
+nothing (``starved`` counts those parts). As soon as a ``material_load`` of a lot it did not publish
+arrives (the line controller of sim/production.py, or a real MES), the stand-in switches itself off for
+good, so consumption is never counted twice.
 
 One MQTT client and one thread at 10 Hz serve every vehicle: a few hundred microseconds per tick.
 """
@@ -307,6 +309,7 @@ class AgvExtension:
         self.buffers = {tuple(loc.cell): loc for loc in self.config.locations if loc.kind == "line_side"}
         self.lots: dict[str, deque[list[Any]]] = {loc.code: deque() for loc in self.buffers.values()}
         self.starved = 0
+        self._own_lots: set[str] = set()
         self.events_published = 0
         self._lock = threading.Lock()
         self._pending_parts: list[tuple[str, int]] = []  # (equipment, ts_ms) from on_step
@@ -369,6 +372,7 @@ class AgvExtension:
                            self.manufacturer, "serialNumber": serial, "connectionState": state}).encode()
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        client.subscribe(MES_TOPIC, qos=0)
         for serial in self.vehicles:
             client.subscribe(self._topic(serial, "order"), qos=0)
             client.subscribe(self._topic(serial, "instantActions"), qos=0)
@@ -378,6 +382,9 @@ class AgvExtension:
                 v.dirty = True
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == MES_TOPIC:
+            self._others_scan(bytes(msg.payload))
+            return
         parts = msg.topic.split("/")
         vehicle = self.vehicles.get(parts[3]) if len(parts) == 5 else None
         if vehicle is None:
@@ -417,7 +424,8 @@ class AgvExtension:
                         published[serial] = now
                         out.append((self._topic(serial, "state"), json.dumps(v.state(self.manufacturer)).encode()))
                 parts, self._pending_parts = self._pending_parts, []
-            events = [e for e in (self._consume(eq, ts) for eq, ts in parts) if e is not None]
+            events = [e for e in (self._consume(eq, ts) for eq, ts in parts) if e is not None] \
+                if self.material_loads else []
             if events:
                 out.append((MES_TOPIC, json.dumps(events).encode()))
                 self.events_published += len(events)
@@ -425,6 +433,21 @@ class AgvExtension:
             if client is not None and client.is_connected():
                 for t, payload in out:
                     client.publish(t, payload, qos=0)
+
+    def _others_scan(self, payload: bytes) -> None:
+        """Someone else reports material loads: stop standing in for the line controller."""
+        if not self.material_loads:
+            return
+        try:
+            body = json.loads(payload)
+        except ValueError:
+            return
+        for ev in body if isinstance(body, list) else [body]:
+            if isinstance(ev, dict) and ev.get("kind") == "material_load" and ev.get("lot") not in self._own_lots:
+                self.material_loads = False
+                log.info("material loads come from the line controller (lot %s): the AGV sim's stand-in is off",
+                         ev.get("lot"))
+                return
 
     def _dropped(self, x: float, y: float, params: dict[str, Any]) -> None:
         loc = self.buffers.get((round(x), round(y)))
@@ -443,6 +466,7 @@ class AgvExtension:
             self.starved += 1
             return None
         lots[0][1] -= 1
+        self._own_lots.add(lots[0][0])
         return {"kind": "material_load", "equipment": equipment, "lot": lots[0][0], "material": loc.material,
                 "quantity": 1, "ts_ms": ts_ms}
 
