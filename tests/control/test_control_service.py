@@ -11,14 +11,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
+from shopfloor.api import create_app
 from shopfloor.auth.store import Principal, Role
 from shopfloor.config import parse_plant_config
 from shopfloor.control.peers import FieldPeers, SparkplugCnc, plant_yaml
 from shopfloor.control.service import CommandService
 from shopfloor.platform import Platform
 from shopfloor.testing.mosquitto import Mosquitto
+from shopfloor.testing.server import ApiServer
 from shopfloor.testing.waiting import wait_for
 
 CNC = "plant/shop/line1/cnc"
@@ -57,7 +60,7 @@ def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plant]:
         field.start()
         cnc = SparkplugCnc("127.0.0.1", broker.port)
         clock = Clock()
-        config = parse_plant_config(plant_yaml(broker.port, field))
+        config = parse_plant_config(plant_yaml(broker.port, field) + "auth: {enabled: true}\n")
         service = CommandService(config.control, clock=clock)
         platform = Platform(config, data_dir=tmp_path_factory.mktemp("control"), services=[service])
         platform.start()
@@ -223,3 +226,49 @@ def test_audit_log_rejects_update_and_delete(plant: Plant) -> None:
     finally:
         db.close()
     assert plant.service.audit.count() >= 1
+
+
+def test_api_statuses_bodies_and_roles(plant: Plant) -> None:
+    users = plant.platform.users
+    tokens = {}
+    for name, role in (("vic", "viewer"), ("otto", "operator"), ("emma", "engineer")):
+        users.add_user(name, "correct-horse-1", role)
+        tokens[name] = users.create_token(name)[0]
+    with ApiServer(create_app(plant.platform, manage_lifecycle=False)) as server:
+
+        def call(user: str | None, method: str, path: str, body: object = None) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {tokens[user]}"} if user else {}
+            return httpx.request(method, f"{server.url}/api/control{path}", json=body, headers=headers, timeout=30)
+
+        assert call(None, "GET", "/commands").status_code == 401
+        listed = call("vic", "GET", "/commands")
+        assert listed.status_code == 200
+        assert {c["name"]: c["ready"] for c in listed.json()}["cnc-run"] is True
+        refused = call("vic", "POST", "/commands/cnc-feed", {"value": 90})
+        assert refused.status_code == 403 and refused.json()["detail"] == "needs role operator; vic is viewer"
+        role = call("otto", "POST", "/commands/press-pressure", {"value": 120})
+        assert role.status_code == 403
+        assert role.json()["detail"]["rule"] == "role" and "needs role engineer" in role.json()["detail"]["reason"]
+        out_of_range = call("otto", "POST", "/commands/cnc-feed", {"value": 10})
+        assert out_of_range.status_code == 422 and out_of_range.json()["detail"]["rule"] == "range"
+        plant.cnc.set(maintenance=1.0)
+        try:
+            wait_for(lambda: plant.latest(f"{CNC}/maintenance") == 1.0)
+            blocked = call("otto", "POST", "/commands/cnc-run", {"value": True})
+            assert blocked.status_code == 409
+            assert blocked.json()["detail"]["reason"] == (
+                "interlock not-in-maintenance: maintenance == 0 was false (maintenance=1)")
+        finally:
+            plant.cnc.set(maintenance=0.0)
+            wait_for(lambda: plant.latest(f"{CNC}/maintenance") == 0.0)
+        first = call("emma", "POST", "/commands/press-pressure", {"value": 175})
+        assert first.status_code == 202 and first.json()["expires_in_s"] == 30
+        wrong = call("emma", "POST", "/commands/press-pressure/confirm", {"value": 175, "token": "x"})
+        assert wrong.status_code == 409 and wrong.json()["detail"]["rule"] == "confirm"
+        done = call("emma", "POST", "/commands/press-pressure/confirm", {"value": 175, "token": first.json()["token"]})
+        assert done.status_code == 200 and done.json()["decision"] == "executed"
+        audit = call("vic", "GET", "/audit?limit=3")
+        assert audit.status_code == 200
+        assert [(r["user"], r["decision"]) for r in audit.json()] == [
+            ("emma", "executed"), ("emma", "refused"), ("emma", "confirm_required")]
+        assert call(None, "GET", "/audit").status_code == 401

@@ -7,13 +7,14 @@ import { catalog, clock } from "./catalog.js";
 import { clockTime, dateTime, html } from "./format.js";
 import { live } from "./live.js";
 import * as alarmsPage from "./pages/alarms.js";
+import * as controlPage from "./pages/control.js";
 import * as equipmentPage from "./pages/equipment.js";
 import * as healthPage from "./pages/health.js";
 import * as overviewPage from "./pages/overview.js";
 import * as tagsPage from "./pages/tags.js";
 import * as warehousePage from "./pages/warehouse.js";
 
-const PAGES = { overview: overviewPage, equipment: equipmentPage, tags: tagsPage, alarms: alarmsPage, warehouse: warehousePage, health: healthPage };
+const PAGES = { overview: overviewPage, equipment: equipmentPage, tags: tagsPage, alarms: alarmsPage, control: controlPage, warehouse: warehousePage, health: healthPage };
 const root = document.getElementById("page");
 let current = null; // {name, cleanup}
 
