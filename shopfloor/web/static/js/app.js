@@ -10,11 +10,12 @@ import * as alarmsPage from "./pages/alarms.js";
 import * as controlPage from "./pages/control.js";
 import * as equipmentPage from "./pages/equipment.js";
 import * as healthPage from "./pages/health.js";
+import * as maintenancePage from "./pages/maintenance.js";
 import * as overviewPage from "./pages/overview.js";
 import * as tagsPage from "./pages/tags.js";
 import * as warehousePage from "./pages/warehouse.js";
 
-const PAGES = { overview: overviewPage, equipment: equipmentPage, tags: tagsPage, alarms: alarmsPage, control: controlPage, warehouse: warehousePage, health: healthPage };
+const PAGES = { overview: overviewPage, equipment: equipmentPage, tags: tagsPage, alarms: alarmsPage, control: controlPage, warehouse: warehousePage, maintenance: maintenancePage, health: healthPage };
 const root = document.getElementById("page");
 let current = null; // {name, cleanup}
 
