@@ -60,8 +60,15 @@ def train_failure(data: Path | None, out: Path) -> ArtifactMeta:
     )
 
 
+def train_sim_bearing(data: Path | None, out: Path) -> ArtifactMeta:
+    """Classifier of the virtual factory's spindle bearings, on generated windows (no data folder needed)."""
+    from shopfloor.apps.maintenance import simbearing
+
+    return simbearing.train(out)
+
+
 TRAINERS: dict[str, Callable[[Path | None, Path], ArtifactMeta]] = {
-    "bearing": train_bearing, "rul": train_rul, "failure": train_failure,
+    "bearing": train_bearing, "rul": train_rul, "failure": train_failure, "sim-bearing": train_sim_bearing,
 }
 
 

@@ -133,3 +133,37 @@ def test_work_orders_are_listed_to_viewers_and_acted_on_by_engineers(mosquitto: 
         assert http.get("/api/maintenance/work-orders?status=open", headers=viewer).json() == []
         assert http.get("/api/maintenance/work-orders/99", headers=viewer).status_code == 404
         assert http.post("/api/maintenance/work-orders/99/ack", headers=engineer).status_code == 404
+
+
+def test_a_trained_model_chosen_by_version_in_config_diagnoses_the_windows(mosquitto: Mosquitto,
+                                                                           tmp_path: Path) -> None:
+    from shopfloor.apps.maintenance import simbearing
+    from shopfloor.apps.maintenance.config import ModelChoice
+
+    root = tmp_path / "models"
+    first = simbearing.train(root, n_per_class=25, seed=0)
+    second = simbearing.train(root, n_per_class=25, seed=1)
+    assert (first.version, second.version) == (1, 2) and first.metrics["test_accuracy"] > 0.8
+    base = plant()
+    assert base.maintenance is not None
+    choice = ModelChoice(name=simbearing.NAME, version=1, root=str(root))
+    config = base.model_copy(update={"maintenance": base.maintenance.model_copy(update={"model": choice})})
+    platform = Platform(config, data_dir=tmp_path / "data", broker_url=mosquitto.url)
+    platform.start()
+    client = publisher(mosquitto)
+    try:
+        service = platform.service("maintenance")
+        assert isinstance(service, MaintenanceService)
+        assert service.health()["model"] == {"kind": "artifact", "name": "bearing-sim", "version": 1,
+                                             "metrics": first.metrics}
+        params = VibrationParams()
+        x = bearing_window(np.random.default_rng(5), "inner", 0.7**3, 10_000.0, CNC.rated_speed_rpm, params)
+        client.publish(TOPIC, encode_window(EQUIPMENT, time.time_ns() // 10**6, params.fs, 10_000.0, x),
+                       qos=1).wait_for_publish(10)
+        wait_for(lambda: service.analysed == 1, timeout=30)
+        view = service.machine_views()[0]
+        assert view["fault"] == "inner" and view["confidence"] > 0.5
+    finally:
+        client.disconnect()
+        client.loop_stop()
+        platform.stop()
