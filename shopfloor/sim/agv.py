@@ -77,13 +77,15 @@ def warehouse_section(n_cncs: int = 3, n_vehicles: int = 3) -> dict[str, Any]:
         locations.append({
             "code": f"LS-CNC{i}", "kind": "line_side", "cell": [15 + 2 * i, 4],
             "equipment": f"{SITE}/{AREA}/{LINE}/cell{i}/cnc{i}", "material": MATERIALS.get(i, "BAR-C45"),
-            "min": 2, "max": 6,
+            "min": 3, "max": 6,
         })
     stock = [
         ("R-05", "BAR-C45", "LOT-W-0001", 200), ("R-01", "BAR-C45", "LOT-W-0002", 200),
         ("R-06", "BAR-42CrMo4", "LOT-W-0003", 150), ("R-02", "BAR-42CrMo4", "LOT-W-0004", 150),
         ("R-04", "BOX-S", "LOT-W-0005", 40), ("B-01", "SPACER-8", "LOT-W-0006", 500),
     ]
+    # Each buffer starts at its minimum: the first part takes it below, an AGV is called while two are left.
+    stock += [(f"LS-CNC{i}", MATERIALS.get(i, "BAR-C45"), f"LOT-W-{6 + i:04d}", 3) for i in range(1, n_cncs + 1)]
     return {
         "map": MAP,
         "map_id": "warehouse",

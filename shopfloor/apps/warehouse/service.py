@@ -31,7 +31,7 @@ from shopfloor.apps.warehouse.dispatch import Dispatcher, PlanHook
 from shopfloor.apps.warehouse.fleet.vda5050 import parse_state
 from shopfloor.apps.warehouse.inventory.db import open_warehouse_db
 from shopfloor.apps.warehouse.inventory.slotting import suggest
-from shopfloor.apps.warehouse.inventory.stock import Inventory, NotFound, StockError
+from shopfloor.apps.warehouse.inventory.stock import Inventory, StockError
 from shopfloor.apps.warehouse.mapf.grid import GridError
 from shopfloor.connectors.mqtt.ingest import parse_broker_url
 from shopfloor.core.errors import DecodeError, UnknownTag
@@ -258,12 +258,11 @@ class WarehouseService:
         ts_ms = ev.get("ts_ms")
         ts_ns = int(ts_ms) * 1_000_000 if isinstance(ts_ms, int | float) else None
         reason = f"material_load at {equipment}"
-        try:
-            self.inventory.consume(buffer, material, float(qty), reason, lot=lot if isinstance(lot, str) else None,
-                                   ts_ns=ts_ns)
-        except NotFound:  # a lot the warehouse does not know at this buffer: take the oldest, and say so
-            self.inventory.consume(buffer, material, float(qty), f"{reason} (lot {lot} scanned, not in stock here: "
-                                   "oldest lot taken)", ts_ns=ts_ns)
+        if isinstance(lot, str) and self.inventory.quantity(buffer, material, lot) >= qty:
+            self.inventory.consume(buffer, material, float(qty), reason, lot=lot, ts_ns=ts_ns)
+        else:  # a lot scanned that the buffer does not hold (enough of): the warehouse counts the material
+            note = f" (lot {lot} scanned, not in stock here: oldest lot taken)" if isinstance(lot, str) else ""
+            self.inventory.consume(buffer, material, float(qty), reason + note, ts_ns=ts_ns)
         self.counts["consumed"] += 1
         self._replenish(buffer)
 

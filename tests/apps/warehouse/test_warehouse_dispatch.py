@@ -83,13 +83,19 @@ def section() -> dict[str, Any]:
     return warehouse_section()
 
 
+def below_min(h: Harness, buffer: str) -> int:
+    """Production takes one part's blank from a buffer at its minimum (3): the replenishment task (4, up to 6)."""
+    h.inventory.consume(buffer, h.inventory.stock(location=buffer)[0]["material"], 1, "test")
+    return h.inventory.replenish(buffer)[0]
+
+
 def test_replenishment_tasks_are_delivered_by_collision_free_plans(tmp_path: Path, section: dict[str, Any]) -> None:
     h = Harness(tmp_path, section)
     for buffer in h.inventory.line_side_buffers():
-        assert h.inventory.replenish(buffer)
+        below_min(h, buffer)
     h.run(120, until=lambda: h.done(3))
-    assert {r["location"]: r["quantity"] for r in h.inventory.stock() if r["kind"] == "line_side"} == {
-        "LS-CNC1": 6.0, "LS-CNC2": 6.0, "LS-CNC3": 6.0}
+    assert [h.inventory.quantity(b, m) for b, m in [("LS-CNC1", "BAR-C45"), ("LS-CNC2", "BAR-C45"),
+                                                    ("LS-CNC3", "BAR-42CrMo4")]] == [6.0, 6.0, 6.0]
     assert not h.inventory.stock(location="AGV:agv1")
     assert len(h.plans) >= 3 and h.dispatcher.counts["plan_errors"] == 0
     # Lock-step release: never two on one cell; the closest approach is a vehicle turning in behind another
@@ -105,7 +111,7 @@ def test_replenishment_tasks_are_delivered_by_collision_free_plans(tmp_path: Pat
 def test_a_stopped_vehicle_is_planned_around_and_gives_its_task_back(tmp_path: Path,
                                                                       section: dict[str, Any]) -> None:
     h = Harness(tmp_path, section)
-    task = h.inventory.replenish("LS-CNC1")[0]
+    task = below_min(h, "LS-CNC1")
     h.run(30, until=lambda: h.inventory.task(task).status is TaskStatus.ASSIGNED
           and h.agvs[h.inventory.task(task).vehicle or ""].driving)
     first = h.inventory.task(task).vehicle
@@ -129,7 +135,7 @@ def test_a_stopped_vehicle_is_planned_around_and_gives_its_task_back(tmp_path: P
 def test_a_blocked_cell_is_never_entered(tmp_path: Path, section: dict[str, Any]) -> None:
     h = Harness(tmp_path, section)
     h.dispatcher.block([(15, 4), (15, 2), (16, 2)])
-    task = h.inventory.replenish("LS-CNC1")[0]
+    task = below_min(h, "LS-CNC1")
     visited: set[tuple[int, int]] = set()
     for _ in range(1200):
         h.run(DT)
@@ -143,7 +149,7 @@ def test_a_blocked_cell_is_never_entered(tmp_path: Path, section: dict[str, Any]
 def test_a_low_battery_charges_before_the_trip(tmp_path: Path, section: dict[str, Any]) -> None:
     section["vehicles"] = section["vehicles"][:1]
     h = Harness(tmp_path, section, batteries={"agv1": 24.0})
-    task = h.inventory.replenish("LS-CNC1")[0]
+    task = below_min(h, "LS-CNC1")
     h.run(0.3)  # 24 %: the trip (44 cells at 0.3 %) and the reserve (20 %) need about 34 %
     assert h.dispatcher.runs["agv1"].leg.kind == "charge" and h.dispatcher.runs["agv1"].leg.charge_to_pct > 33
     assert h.agvs["agv1"].charging

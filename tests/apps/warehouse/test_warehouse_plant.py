@@ -52,10 +52,6 @@ def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plant]:
     ext = AgvExtension(7, speed_m_s=4.0, action_s=0.5, material_loads=False)
     plant_dict: dict[str, Any] = {"site": {"name": "virtual-factory", "areas": []}}
     ext.extend_plant(plant_dict)
-    for i in (1, 2, 3):  # buffers start above their minimum: nothing to replenish until production consumes
-        plant_dict["warehouse"]["initial_stock"].append(
-            {"location": f"LS-CNC{i}", "material": "BAR-42CrMo4" if i == 3 else "BAR-C45", "lot": f"LOT-LS-{i}",
-             "quantity": 4})
     config = PlantConfig.model_validate(plant_dict)
     assert config.warehouse is not None
     plans: list[int] = []
@@ -97,25 +93,32 @@ def stock(plant: Plant, location: str) -> float:
 
 def test_consumption_triggers_a_replenishment_that_an_agv_delivers(plant: Plant) -> None:
     rack_before = stock(plant, "R-05")
-    assert stock(plant, "LS-CNC1") == 4
-    event = {"kind": "material_load", "equipment": CNC1, "lot": "LOT-LS-1", "material": "BAR-C45", "quantity": 3,
+    assert stock(plant, "LS-CNC1") == 3  # the buffers start at their minimum
+    event = {"kind": "material_load", "equipment": CNC1, "lot": "LOT-W-0007", "material": "BAR-C45", "quantity": 1,
              "ts_ms": int(time.time() * 1000)}
     plant.client.publish(MES_TOPIC, json.dumps([event, {"kind": "produced", "serial": "SN-1", "ts_ms": 1}]), qos=1)
-    wait_for(lambda: stock(plant, "LS-CNC1") == 1, timeout=30)  # 4 - 3: below min 2, so ...
+    wait_for(lambda: stock(plant, "LS-CNC1") == 2, timeout=30)  # below min 3, so ...
     tasks = wait_for(lambda: [t for t in httpx.get(f"{plant.url}/api/warehouse/tasks", timeout=30).json()
                               if t["to_location"] == "LS-CNC1"], timeout=30)
-    assert tasks[0]["order"].startswith("REP-") and tasks[0]["quantity"] == 5  # ... up to max 6
+    assert tasks[0]["order"].startswith("REP-") and tasks[0]["quantity"] == 4  # ... up to max 6
     assert tasks[0]["from_location"] == "R-05" and tasks[0]["lot"] == "LOT-W-0001"  # the oldest lot in storage
     vehicle = wait_for(lambda: httpx.get(f"{plant.url}/api/warehouse/tasks", timeout=30).json()[0]["vehicle"],
                        timeout=TIMEOUT)
     wait_for(lambda: stock(plant, "LS-CNC1") == 6, timeout=TIMEOUT)
-    assert stock(plant, "R-05") == rack_before - 5
+    assert stock(plant, "R-05") == rack_before - 4
     assert stock(plant, f"AGV:{vehicle}") == 0
     reasons = [m["reason"] for m in httpx.get(f"{plant.url}/api/warehouse/moves", params={"limit": 10},
                                               timeout=30).json()]
     assert f"task {tasks[0]['id']}: picked by {vehicle}" in reasons
     assert f"task {tasks[0]['id']}: dropped by {vehicle}" in reasons
     assert f"material_load at {CNC1}" in reasons
+    # a lot scanned at the machine that the buffer does not hold: the oldest lot there is counted, and said so
+    event = {**event, "lot": "LOT-W-0002"}  # a lot in rack R-01
+    plant.client.publish(MES_TOPIC, json.dumps(event), qos=1)
+    wait_for(lambda: stock(plant, "LS-CNC1") == 5, timeout=30)
+    assert httpx.get(f"{plant.url}/api/warehouse/moves", params={"limit": 1}, timeout=30).json()[0]["reason"] == (
+        f"material_load at {CNC1} (lot LOT-W-0002 scanned, not in stock here: oldest lot taken)")
+    assert stock(plant, "R-01") == 200
     orders = [m for t, m in plant.messages if t == f"uagv/v2/shopfloor-sim/{vehicle}/order"]
     actions = [a["actionType"] for m in orders for n in m["nodes"] for a in n.get("actions", [])]
     assert "pick" in actions and "drop" in actions
