@@ -339,10 +339,14 @@ class InspectionService:
         """The station's derived tags; without a score (after a review) only the review queue's length."""
         if not self._tag_paths or self._platform is None:
             return
-        rate = 100.0 * sum(self._recent) / len(self._recent) if self._recent else 0.0
+        # The rate over too few parts says little (and would trip its alarm on the first reject): it is
+        # written once min(rate_window, 10) parts have been judged since the start.
+        enough = len(self._recent) >= min(self.config.rate_window, 10)
+        rate = 100.0 * sum(self._recent) / len(self._recent) if enough else None
         values = {"inspected": self._totals["inspected"], "rejected": self._totals["rejected"], "defect_rate": rate,
                   "anomaly_score": score, "review_pending": self.store.pending_count()}
-        paths = [p for p in self._tag_paths if score is not None or p.endswith("/review_pending")]
+        paths = [p for p in self._tag_paths if values[p.rsplit("/", 1)[1]] is not None
+                 and (score is not None or p.endswith("/review_pending"))]
         if not paths:
             return
         try:

@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 MES_TOPIC = "shopfloor/mes/events"
 QUEUE_MAX = 10_000  # messages waiting for the service thread; beyond it the newest are dropped and counted
 TAG_PERIOD_S = 1.0
-DRAIN_MAX = 1000  # messages handled after a tick fell due, before the tick runs anyway
 STATE_CODES = {"idle": 0, "moving": 1, "loading": 2, "charging": 3, "stopped": 4, "error": 5}
 
 
@@ -183,15 +182,9 @@ class WarehouseService:
             log.exception("warehouse: initial replenishment check failed")
         while not self._stop.is_set():
             deadline = time.monotonic() + self.tick_s
-            late = 0
-            while late < DRAIN_MAX:  # until the tick is due, then what is waiting: arrivals before step timeouts
+            while True:
                 try:
-                    left = deadline - time.monotonic()
-                    if left > 0:
-                        topic, payload = self._queue.get(timeout=left)
-                    else:
-                        topic, payload = self._queue.get_nowait()
-                        late += 1
+                    topic, payload = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 self._handle(topic, payload)

@@ -12,81 +12,15 @@ import io
 import json
 import time
 import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import httpx
 import numpy as np
-import paho.mqtt.publish as mqtt_publish
-import pytest
 from PIL import Image
 
-from shopfloor.api.app import create_app
 from shopfloor.apps.inspection.station import decode, encode_message, encode_png
 from shopfloor.apps.inspection.synthetic import make_part
-from shopfloor.config.schema import PlantConfig
-from shopfloor.platform import Platform
-from shopfloor.sim.camera import MES_TOPIC, InspectionCamera, image_topic
-from shopfloor.sim.extension import Broker
-from shopfloor.testing.mosquitto import Mosquitto
-from shopfloor.testing.server import ApiServer
+from shopfloor.sim.camera import image_topic
 from shopfloor.testing.waiting import wait_for
-
-STATION = "plant/area1/line1/camera1"
-SIZE = (200, 200)
-
-
-@dataclass
-class Line:
-    broker: Mosquitto
-    platform: Platform
-    camera: InspectionCamera
-    api: httpx.Client
-    tmp: Path
-
-    def produce(self, *serials: str) -> None:
-        """The line controller's produced events, as the MES contract has them (one message, an array)."""
-        now = time.time_ns() // 1_000_000
-        events = [{"kind": "produced", "serial": s, "product": "P-1", "work_order": "WO-1",
-                   "equipment": "plant/area1/line1/cnc1", "ts_ms": now + i} for i, s in enumerate(serials)]
-        self.publish(MES_TOPIC, json.dumps(events).encode())
-
-    def publish(self, topic: str, payload: bytes) -> None:
-        mqtt_publish.single(topic, payload, qos=1, hostname=self.broker.host, port=self.broker.port)
-
-    def verdict(self, serial: str, timeout: float = 60.0) -> dict[str, Any]:
-        def found() -> dict[str, Any] | None:
-            r = self.api.get(f"/api/inspection/serials/{serial}")
-            return r.json() if r.status_code == 200 else None
-
-        return wait_for(found, timeout, 0.1)
-
-
-def plant(tmp: Path, camera: InspectionCamera) -> PlantConfig:
-    data: dict[str, Any] = {"site": {"name": "plant", "areas": [{"name": "area1", "lines": [
-        {"name": "line1", "equipment": []}]}]}}
-    camera.extend_plant(data)  # the camera's equipment, alarm rule and inspection section, as in the demo
-    data["inspection"].update(train_images=10, calibration_images=8, review_below=0.95,
-                              models_dir=str(tmp / "models"))
-    return PlantConfig.model_validate(data)
-
-
-@pytest.fixture(scope="module")
-def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Line]:
-    tmp = tmp_path_factory.mktemp("inspection")
-    camera = InspectionCamera(seed=3, defect_rate=0.5)
-    with Mosquitto() as broker:
-        platform = Platform(plant(tmp, camera), data_dir=tmp / "data", broker_url=broker.url)
-        with ApiServer(create_app(platform)) as server:
-            camera.start(Broker(broker.host, broker.port))
-            try:
-                with httpx.Client(base_url=server.url, timeout=30) as api:
-                    wait_for(lambda: api.get("/api/inspection/status").json()["state"] == "ready", 120, 0.2)
-                    yield Line(broker, platform, camera, api, tmp)
-            finally:
-                camera.stop()
+from tests.apps.inspection.conftest import SIZE, STATION, Line, json_split, uncertain_images
 
 
 def test_the_station_appears_in_health_and_trains_its_model_as_a_versioned_artifact(line: Line) -> None:
@@ -99,7 +33,7 @@ def test_the_station_appears_in_health_and_trains_its_model_as_a_versioned_artif
 
 
 def test_each_part_produced_is_photographed_judged_and_its_verdict_stored_against_its_serial(line: Line) -> None:
-    serials = [f"SN-{i:04d}" for i in range(1, 7)]
+    serials = [f"SN-{i:04d}" for i in range(1, 11)]  # 10: the defect rate is written from the 10th part on
     line.produce(*serials)
     results = {s: line.verdict(s) for s in serials}
     shots = {s.serial: s for s in line.camera.shots}
@@ -114,6 +48,17 @@ def test_each_part_produced_is_photographed_judged_and_its_verdict_stored_agains
         assert image.content == json_split(shots[serial].payload)[1]
         if record["verdict"] == "fail":
             assert record["boxes"] and record["score"] > record["threshold"]
+    # Each verdict is in the MES too, as the part's inspection event, through the MES recorder.
+    for serial, found in results.items():
+        record = wait_for(lambda s=serial: (r := line.api.get(f"/api/inspection/serials/{s}").json()
+                                            ["inspections"][0])["mes"] and r)
+        assert record["mes"] == "recorded", record["mes_error"]
+        trace = line.api.get(f"/api/mes/trace/{serial}").json()
+        events = [e for n in trace["nodes"] if n["code"] == serial for e in n["events"]]
+        (check,) = [e for e in events if e["kind"] == "inspection"]
+        assert check["payload"]["characteristic"] == "visual-anomaly"
+        assert check["payload"]["passed"] == (found["verdict"] == "pass")
+        assert check["equipment"] == STATION
     overlay = line.api.get(results[serials[0]]["inspections"][0]["overlay_url"])
     assert Image.open(io.BytesIO(overlay.content)).size == (400, 400)
     latest = line.api.get("/api/inspection/inspections", params={"limit": 50}).json()
@@ -136,11 +81,6 @@ def test_each_part_produced_is_photographed_judged_and_its_verdict_stored_agains
     assert sum(b["rejected"] for b in rate["buckets"]) == total["rejected"]
 
 
-def json_split(payload: bytes) -> tuple[dict[str, Any], bytes]:
-    head, _, image = payload.partition(b"\n")
-    return json.loads(head), image
-
-
 def test_an_image_uploaded_over_http_is_judged_and_stored_against_its_serial(line: Line) -> None:
     part = make_part(np.random.default_rng(5), "inclusion")
     data = encode_png(part.image)
@@ -159,6 +99,9 @@ def test_an_image_uploaded_over_http_is_judged_and_stored_against_its_serial(lin
     found = line.verdict("SN-HTTP-1")
     assert found["verdict"] == "fail" and found["inspections"][0]["id"] == record["id"]
     assert line.api.get("/api/inspection/serials/SN-NEVER").status_code == 404
+    # A serial the MES never heard of: waited for (mes_retry_s), then the MES's refusal is kept on the record.
+    refused = wait_for(lambda: (r := line.api.get(f"/api/inspection/inspections/{record['id']}").json())["mes"] and r)
+    assert refused["mes"] == "refused" and "SN-HTTP-1" in refused["mes_error"]
     missing = line.api.post("/api/inspection/images", files={"file": ("p.png", data, "image/png")})
     assert missing.status_code == 422 and "serial" in missing.json()["detail"]
 
@@ -194,21 +137,8 @@ def test_bad_images_are_refused_with_the_reason_counted_kept_and_the_station_goe
 
 
 def test_uncertain_verdicts_wait_for_review_and_labels_are_kept_for_retraining(line: Line) -> None:
-    # Parts near the threshold: defects faded into the surface until the model is unsure.
-    rng = np.random.default_rng(21)
     model = line.platform.service("inspection").model  # type: ignore[attr-defined]
-    base = [make_part(rng, "") for _ in range(30)]
-    defects = [make_part(rng, k) for k in ("pits", "patch", "scratch") * 10]
-    uncertain = []
-    for good, bad in zip(base, defects, strict=True):
-        for w in (0.3, 0.5, 0.7):
-            image = np.clip(good.image * (1 - w) + bad.image * w, 0, 255).astype(np.uint8)
-            if model.inspect(image).confidence < 0.95:
-                uncertain.append(image)
-                break
-        if len(uncertain) == 2:
-            break
-    assert len(uncertain) == 2
+    uncertain = uncertain_images(model, 2)
     ids = []
     for i, image in enumerate(uncertain):
         r = line.api.post("/api/inspection/images", params={"serial": f"SN-REV-{i}"}, content=encode_png(image),
