@@ -44,6 +44,10 @@ def default_services(config: PlantConfig) -> list[PlatformService]:
         from shopfloor.control.service import CommandService
 
         services.append(CommandService(config.control))
+    if config.scheduling is not None:  # the plant's planner (docs/scheduling.md)
+        from shopfloor.apps.scheduling.service import PlantScheduler
+
+        services.append(PlantScheduler(config.scheduling))
     if config.inspection is not None:  # the inspection station (docs/inspection.md)
         from shopfloor.apps.inspection.service import InspectionService
 

@@ -298,10 +298,45 @@ class Detector:
         i = int(np.searchsorted(tid, tag))
         return i < len(tid) and int(tid[i]) == tag
 
+    def _could_change(
+        self, tid: npt.NDArray[np.int32], val: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.bool_] | None:
+        """Which samples (sorted by tag) belong to a tag where some slot can change state; None: all of them.
+
+        A limit slot that is clear can only be set if the batch reaches its limit, and one that is set can
+        only reset if the batch goes past limit - deadband: a tag's min and max in the batch decide it, per
+        tag, not per sample. Most samples of a plant are nowhere near a limit, so most of a batch is left
+        out of the per-sample pairing below. Rate and state slots are always kept.
+        """
+        n = len(tid)
+        starts = np.flatnonzero(np.concatenate(([True], tid[1:] != tid[:-1])))
+        tags = tid[starts]
+        cnt = self.slot_count[tags]
+        total = int(cnt.sum())
+        if total == 0:
+            return np.zeros(n, np.bool_)
+        group = np.repeat(np.arange(len(tags)), cnt)
+        slot = np.repeat(self.slot_start[tags], cnt) + (np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+        hi, lo = np.maximum.reduceat(val, starts)[group], np.minimum.reduceat(val, starts)[group]
+        kind, thr, db, state = self.slot_kind[slot], self.slot_thr[slot], self.slot_db[slot], self.slot_state[slot]
+        may = (self.slot_src[slot] != SRC_VALUE) | (kind == MEMBER)
+        may |= (kind == HIGH) & np.where(state, lo < thr - db, hi >= thr)
+        may |= (kind == LOW) & np.where(state, hi > thr + db, lo <= thr)
+        if may.all():
+            return None
+        keep_tag = np.zeros(len(tags), np.bool_)
+        keep_tag[group[may]] = True
+        return np.repeat(keep_tag, np.diff(np.append(starts, n)))
+
     def _slots(
         self, tid: npt.NDArray[np.int32], ts: npt.NDArray[np.int64], val: npt.NDArray[np.float64],
         rate: npt.NDArray[np.float64],
     ) -> RawEdges:
+        keep = self._could_change(tid, val)
+        if keep is not None:
+            tid, ts, val, rate = tid[keep], ts[keep], val[keep], rate[keep]
+            if len(tid) == 0:
+                return RawEdges.empty()
         cnt = self.slot_count[tid]
         total = int(cnt.sum())
         if total == 0:

@@ -16,6 +16,7 @@ from shopfloor.apps.maintenance.api import router as maintenance_router
 from shopfloor.apps.mes.api import router as mes_router
 from shopfloor.apps.mes.events_api import router as mes_events_router
 from shopfloor.apps.scheduling.api import router as scheduling_router
+from shopfloor.apps.scheduling.plant_api import router as plant_scheduling_router
 from shopfloor.apps.warehouse.api import router as warehouse_router
 from shopfloor.auth.api import router as auth_router
 from shopfloor.control.api import router as control_router
@@ -59,6 +60,7 @@ def create_app(
     app.state.platform = platform
     for module in (system, assets, values, live, dashboard):
         app.include_router(module.router)
+    app.include_router(plant_scheduling_router)  # before /api/scheduling/... of the solver API
     app.include_router(scheduling_router)
     app.include_router(alarms_router)
     app.include_router(auth_router)

@@ -16,6 +16,7 @@ from shopfloor.apps.maintenance.config import MaintenanceConfig
 from shopfloor.apps.warehouse.config import WarehouseConfig
 from shopfloor.apps.inspection.config import InspectionConfig
 from shopfloor.apps.mes.config import MesConfig
+from shopfloor.apps.scheduling.config import SchedulingConfig
 from shopfloor.auth.config import AuthConfig
 from shopfloor.connectors.mqtt.acl import MqttDevice, check_devices, check_filter
 from shopfloor.control.config import ControlConfig, check_control
@@ -320,6 +321,7 @@ class PlantConfig(Strict):
     mes: MesConfig | None = Field(default=None, description="MES recorder and master data (docs/mes.md).")
     warehouse: WarehouseConfig | None = Field(default=None, description="Warehouse and AGVs (docs/warehouse.md).")
     control: ControlConfig = Field(default_factory=ControlConfig, description="Remote control (docs/control.md).")
+    scheduling: SchedulingConfig | None = Field(default=None, description="The plant's planner (docs/scheduling.md).")
     inspection: InspectionConfig | None = Field(default=None, description="Inspection station (docs/inspection.md).")
 
     @model_validator(mode="after")

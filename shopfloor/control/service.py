@@ -497,7 +497,8 @@ class CommandService:
             tolerance = c.answer.tolerance
             if c.answer.expect is not None:
                 expected = c.answer.expect.get(value, value)
-        sub = platform.bus.subscribe({r.answer_tag}, maxlen=256, loop=asyncio.get_running_loop())
+        # the report as the platform receives it (the writer's intake), not after its commit a batch later
+        sub = platform.intake.subscribe({r.answer_tag}, maxlen=256, loop=asyncio.get_running_loop())
         t0 = time.perf_counter()
         last: float | None = None
         try:

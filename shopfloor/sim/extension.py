@@ -58,6 +58,9 @@ def demo_extensions(seed: int) -> list[FactoryExtension]:
     from shopfloor.sim.production import ProductionExtension  # work orders, lots, serials (docs/mes.md)
 
     extensions.append(ProductionExtension(seed))
+    from shopfloor.sim.schedule_ext import ScheduleExtension  # the planner's section (docs/scheduling.md)
+
+    extensions.append(ScheduleExtension())
     from shopfloor.sim.camera import InspectionCamera  # a picture of every finished part (docs/inspection.md)
 
     extensions.append(InspectionCamera(seed))

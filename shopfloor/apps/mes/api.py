@@ -12,6 +12,7 @@ import threading
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from sqlalchemy import select
 
 from shopfloor.api.deps import PlatformDep
 from shopfloor.api.responses import FastJSONResponse
@@ -20,6 +21,7 @@ from shopfloor.apps.mes import genealogy
 from shopfloor.apps.mes.epcis import export_document
 from shopfloor.apps.mes.errors import MesError, NotFound
 from shopfloor.apps.mes.ingest import running_mes
+from shopfloor.apps.mes.models import Item, Material, Product, WorkOrder
 from shopfloor.apps.mes.oee import OeeSource
 from shopfloor.apps.mes.service import Mes
 from shopfloor.apps.mes.verify import verify
@@ -210,6 +212,7 @@ def trace(
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
     body = tr.as_dict()
+    _describe(mes, body)
     if parameters:
         by_equipment: dict[str, list[tuple[str, str]]] = {}
         for tag in platform.model.tags:
@@ -226,6 +229,28 @@ def trace(
                 )
                 done += 1
     return FastJSONResponse(body)
+
+
+def _describe(mes: Mes, body: dict[str, Any]) -> None:
+    """Name each node's product or material and each event's work order (the trace itself carries ids)."""
+    codes = [n["code"] for n in body["nodes"]]
+    orders = {ev["work_order_id"] for n in body["nodes"] for ev in n["events"] if ev["work_order_id"] is not None}
+    what: dict[str, tuple[str | None, str | None]] = {}
+    numbers: dict[int, str] = {}
+    with mes.engine.connect() as conn:
+        for i in range(0, len(codes), 500):
+            chunk = codes[i:i + 500]
+            rows = conn.execute(select(Item.code, Product.code, Material.code)
+                                .outerjoin(Product, Product.id == Item.product_id)
+                                .outerjoin(Material, Material.id == Item.material_id).where(Item.code.in_(chunk)))
+            what.update({r[0]: (r[1], r[2]) for r in rows})
+        if orders:
+            rows = conn.execute(select(WorkOrder.id, WorkOrder.number).where(WorkOrder.id.in_(sorted(orders))))
+            numbers = {int(r[0]): str(r[1]) for r in rows}
+    for n in body["nodes"]:
+        n["product"], n["material"] = what.get(n["code"], (None, None))
+        for ev in n["events"]:
+            ev["work_order"] = numbers.get(ev["work_order_id"]) if ev["work_order_id"] is not None else None
 
 
 @router.get("/trace/{code}/epcis", response_class=FastJSONResponse)

@@ -185,6 +185,9 @@ def solve_cpsat(
     solver.parameters.max_time_in_seconds = max(0.01, time_limit - (time.perf_counter() - t0))
     solver.parameters.num_workers = workers
     solver.parameters.random_seed = seed
+    # CP-SAT would take over Ctrl-C while it searches (and not give it back): the process that hosts it
+    # (the platform, with the plant's planner) must keep its own SIGINT handling
+    solver.parameters.catch_sigint_signal = False
     recorder = _Recorder(t0)
     status = solver.solve(model, recorder)
     wall = time.perf_counter() - t0

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 MES_TOPIC = "shopfloor/mes/events"
 QUEUE_MAX = 10_000  # messages waiting for the service thread; beyond it the newest are dropped and counted
 TAG_PERIOD_S = 1.0
+DRAIN_MAX = 1000  # messages handled after a tick fell due, before the tick runs anyway
 STATE_CODES = {"idle": 0, "moving": 1, "loading": 2, "charging": 3, "stopped": 4, "error": 5}
 
 
@@ -182,9 +183,15 @@ class WarehouseService:
             log.exception("warehouse: initial replenishment check failed")
         while not self._stop.is_set():
             deadline = time.monotonic() + self.tick_s
-            while True:
+            late = 0
+            while late < DRAIN_MAX:  # until the tick is due, then what is waiting: arrivals before step timeouts
                 try:
-                    topic, payload = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    left = deadline - time.monotonic()
+                    if left > 0:
+                        topic, payload = self._queue.get(timeout=left)
+                    else:
+                        topic, payload = self._queue.get_nowait()
+                        late += 1
                 except queue.Empty:
                     break
                 self._handle(topic, payload)

@@ -141,8 +141,8 @@ def test_a_trained_model_chosen_by_version_in_config_diagnoses_the_windows(mosqu
     from shopfloor.apps.maintenance.config import ModelChoice
 
     root = tmp_path / "models"
-    first = simbearing.train(root, n_per_class=25, seed=0)
-    second = simbearing.train(root, n_per_class=25, seed=1)
+    first = simbearing.train(root, n_per_class=15, seed=0)
+    second = simbearing.train(root, n_per_class=10, seed=1)
     assert (first.version, second.version) == (1, 2) and first.metrics["test_accuracy"] > 0.8
     base = plant()
     assert base.maintenance is not None

@@ -3,6 +3,8 @@ line-side replenishment from consumption, and slotting suggestions."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,8 @@ from shopfloor.apps.warehouse.config import WarehouseConfig
 from shopfloor.apps.warehouse.inventory import Inventory, StockError, TaskStatus, open_warehouse_db
 from shopfloor.apps.warehouse.inventory.db import VERSION_TABLE, current_revision
 from shopfloor.apps.warehouse.inventory.slotting import abc_classes, suggest
+from shopfloor.core.errors import NotReady
+from shopfloor.testing.postgres import PostgresServer, fresh_database
 
 CONFIG = WarehouseConfig.model_validate({
     "map": ["......", "......", "......"],
@@ -30,11 +34,32 @@ CONFIG = WarehouseConfig.model_validate({
 })
 
 
+@pytest.fixture(scope="module")
+def pg_server() -> Iterator[PostgresServer]:
+    try:
+        pg = PostgresServer().start()
+    except NotReady as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+    yield pg
+    pg.stop()
+
+
 @pytest.fixture
 def inv(tmp_path: Path) -> Inventory:
     inventory = Inventory(open_warehouse_db(tmp_path / "mes.sqlite"))
     inventory.sync(CONFIG, ts_ns=1_000)
     return inventory
+
+
+@pytest.fixture
+def inv_pg(pg_server: PostgresServer) -> Iterator[Inventory]:
+    with fresh_database(pg_server) as url:
+        inventory = Inventory(open_warehouse_db(url))
+        inventory.sync(CONFIG, ts_ns=1_000)
+        yield inventory
+        inventory.engine.dispose()
 
 
 def total(inv: Inventory) -> float:
@@ -177,3 +202,19 @@ def test_slotting_puts_fast_movers_nearest_the_dock(inv: Inventory) -> None:
     suggestions = {s.material: s for s in suggest(inv, lambda c: dist[c])}
     assert suggestions["BAR"].abc == "A" and suggestions["BAR"].suggested == "R3"
     assert suggestions["SLOW"].abc == "C" and suggestions["SLOW"].suggested == "R1"
+
+
+def test_the_same_inventory_on_postgresql(inv_pg: Inventory) -> None:
+    """Migrations, refusals, the CHECK and the append-only ledger hold on PostgreSQL too."""
+    inv = inv_pg
+    assert inv.engine.dialect.name == "postgresql" and current_revision(inv.engine) == "wh0001"
+    test_moves_keep_the_sum_and_refuse_what_is_not_there(inv)
+    task = inv.replenish("LS1")[0]
+    inv.assign(task, "agv1")
+    inv.pick(task)
+    inv.drop(task)
+    assert inv.quantity("LS1", "BAR") == 5  # the first of its two tasks (LOT-1, all 5 of it)
+    with inv.engine.begin() as conn, pytest.raises(DatabaseError, match="append-only"):
+        conn.execute(text("delete from wh_move"))
+    with inv.engine.begin() as conn, pytest.raises(DatabaseError, match="ck_wh_stock_nonnegative"):
+        conn.execute(text("update wh_stock set quantity = -1"))

@@ -345,7 +345,8 @@ class Inventory:
 
     # ------------------------------------------------------------------ transport tasks
 
-    def tasks(self, statuses: Sequence[TaskStatus] | None = None, limit: int = 200) -> list[TaskView]:
+    def tasks(self, statuses: Sequence[TaskStatus] | None = None, limit: int = 200,
+              task_id: int | None = None) -> list[TaskView]:
         with Session(self.engine) as s:
             frm = Location.__table__.alias("frm")
             to = Location.__table__.alias("to")
@@ -356,12 +357,14 @@ class Inventory:
                  .outerjoin(Order, Order.id == Task.order_id).order_by(Task.id.desc()).limit(limit))
             if statuses is not None:
                 q = q.where(Task.status.in_(list(statuses)))
+            if task_id is not None:
+                q = q.where(Task.id == task_id)
             return [TaskView(t.id, t.status, mc, lc, t.quantity, fc, tc, (fx, fy), (tx, ty), t.vehicle, on,
                              t.created_ns, t.done_ns, t.error)
                     for t, mc, lc, fc, fx, fy, tc, tx, ty, on in s.execute(q)][::-1]
 
     def task(self, task_id: int) -> TaskView:
-        found = [t for t in self.tasks(limit=1_000_000) if t.id == task_id]
+        found = self.tasks(task_id=task_id)
         if not found:
             raise NotFound(f"no transport task {task_id}")
         return found[0]

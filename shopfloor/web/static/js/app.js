@@ -13,10 +13,13 @@ import * as healthPage from "./pages/health.js";
 import * as inspectionPage from "./pages/inspection.js";
 import * as maintenancePage from "./pages/maintenance.js";
 import * as overviewPage from "./pages/overview.js";
+import * as schedulePage from "./pages/schedule.js";
+import * as productionPage from "./pages/production.js";
 import * as tagsPage from "./pages/tags.js";
+import * as tracePage from "./pages/trace.js";
 import * as warehousePage from "./pages/warehouse.js";
 
-const PAGES = { overview: overviewPage, equipment: equipmentPage, tags: tagsPage, alarms: alarmsPage, control: controlPage, warehouse: warehousePage, maintenance: maintenancePage, inspection: inspectionPage, health: healthPage };
+const PAGES = { overview: overviewPage, equipment: equipmentPage, tags: tagsPage, alarms: alarmsPage, schedule: schedulePage, control: controlPage, warehouse: warehousePage, maintenance: maintenancePage, production: productionPage, trace: tracePage, inspection: inspectionPage, health: healthPage };
 const root = document.getElementById("page");
 let current = null; // {name, cleanup}
 

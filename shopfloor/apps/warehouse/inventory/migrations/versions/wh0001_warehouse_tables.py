@@ -188,18 +188,32 @@ def upgrade() -> None:
         batch_op.create_index("ix_wh_move_material_ts", ["material_id", "ts_ns"], unique=False)
         batch_op.create_index("ix_wh_move_ts", ["ts_ns"], unique=False)
 
-    if op.get_bind().dialect.name == "sqlite":  # the ledger is append-only: the database refuses edits
+    dialect = op.get_bind().dialect.name
+    if dialect == "sqlite":  # the ledger is append-only: the database refuses edits
         for verb in ("UPDATE", "DELETE"):
             op.execute(
                 f"CREATE TRIGGER wh_move_no_{verb.lower()} BEFORE {verb} ON wh_move "
                 "BEGIN SELECT RAISE(ABORT, 'wh_move is append-only'); END"
             )
+    elif dialect == "postgresql":
+        op.execute(
+            "CREATE FUNCTION wh_move_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'wh_move is append-only'; END $$"
+        )
+        op.execute(
+            "CREATE TRIGGER wh_move_no_edit BEFORE UPDATE OR DELETE ON wh_move "
+            "FOR EACH ROW EXECUTE FUNCTION wh_move_append_only()"
+        )
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "sqlite":
+    dialect = op.get_bind().dialect.name
+    if dialect == "sqlite":
         op.execute("DROP TRIGGER IF EXISTS wh_move_no_update")
         op.execute("DROP TRIGGER IF EXISTS wh_move_no_delete")
+    elif dialect == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS wh_move_no_edit ON wh_move")
+        op.execute("DROP FUNCTION IF EXISTS wh_move_append_only()")
     with op.batch_alter_table("wh_move", schema=None) as batch_op:
         batch_op.drop_index("ix_wh_move_ts")
         batch_op.drop_index("ix_wh_move_material_ts")
