@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import queue
 import threading
 import time
@@ -33,15 +34,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import paho.mqtt.client as mqtt
-from fastapi import APIRouter, HTTPException, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect
 from paho.mqtt.enums import CallbackAPIVersion
 
-from shopfloor.auth.deps import principal_of
+from shopfloor.auth.deps import Viewer, principal_of
 from shopfloor.auth.store import Principal, Role
 from shopfloor.connectors.mqtt.sparkplug import DataType
 from shopfloor.connectors.mqtt.sparkplug import sparkplug_b_pb2 as pb
 from shopfloor.control.drive_config import DriveConfig, VehicleDrive
-from shopfloor.core.errors import NotReady
+from shopfloor.core.errors import NotReady, UnknownTag
 
 if TYPE_CHECKING:
     from shopfloor.control.service import CommandService
@@ -65,6 +66,9 @@ class DriveAuthorizer(Protocol):
     def authorize_drive(self, principal: Principal, vehicle: VehicleDrive, speed: float) -> None:
         """Raise DriveRefused naming the rule (role, range, interlock); record the attempt in the audit log."""
 
+    def record_stop(self, principal: Principal, vehicle: VehicleDrive) -> None:
+        """Record a stop that was sent (stops are never checked: stopping is always allowed)."""
+
 
 class RangeAuthorizer:
     """The checks for a vehicle without a control command type: operator role and the vehicle's speed range."""
@@ -74,6 +78,9 @@ class RangeAuthorizer:
             raise DriveRefused(f"role: needs operator; {principal.name} is {principal.role.value}")
         if not abs(speed) <= vehicle.max_speed:
             raise DriveRefused(f"range: {speed} m/s outside +-{vehicle.max_speed} m/s")
+
+    def record_stop(self, principal: Principal, vehicle: VehicleDrive) -> None:
+        """Nothing to record without a command service."""
 
 
 class CommandServiceAuthorizer:
@@ -87,6 +94,16 @@ class CommandServiceAuthorizer:
         decision = self.service.authorize(principal, vehicle.command, speed)
         if not decision.allowed:
             raise DriveRefused(decision.reason)
+
+    def record_stop(self, principal: Principal, vehicle: VehicleDrive) -> None:
+        from shopfloor.control.audit import AuditEntry
+
+        assert vehicle.command is not None
+        self.service.audit.append(AuditEntry(
+            ts_ns=time.time_ns(), user=principal.name, role=principal.role.value, command=vehicle.command,
+            kind="drive", equipment=vehicle.equipment, protocol="sparkplug", value=0.0, value_text="0 m/s",
+            step="drive-session", decision="executed", rule=None, reason="stop: sent at once, always allowed",
+        ))
 
 
 def encode_dcmd(timestamp_ms: int, metrics: list[tuple[str, DataType, float]]) -> bytes:
@@ -220,6 +237,8 @@ class DriveSession:
         self._echo = Echo()
         self.heartbeats = 0
         self.dropped = 0
+        self._epoch = 0  # counts stops: a set-point checked while a stop went out is not sent
+        self._setpoints: asyncio.Queue[tuple[int, float, int]] = asyncio.Queue()
 
     # paho's thread -> the session's loop
     def on_link(self, kind: str, payload: bytes) -> None:
@@ -251,9 +270,35 @@ class DriveSession:
                                                                self._echo))
         self.heartbeats += 1
 
-    def drive(self, speed: float, command_id: int) -> None:
-        """Check the set-point (raises DriveRefused) and send it."""
-        self.service.authorizer(self.vehicle).authorize_drive(self.principal, self.vehicle, speed)
+    def request(self, speed: float, command_id: int) -> None:
+        """A set-point from the console (on the loop). A stop goes out at once; others wait for their checks."""
+        if speed == 0.0:
+            self._epoch += 1
+            self._send_setpoint(0.0, command_id)
+        self._setpoints.put_nowait((self._epoch, speed, command_id))
+
+    async def check_setpoints(self) -> None:
+        """The session's checker: set-points in order, each checked in a worker thread (the command service
+        reads tags and writes its audit log), so heartbeats never wait behind a check."""
+        authorizer = self.service.authorizer(self.vehicle)
+        while True:
+            epoch, speed, command_id = await self._setpoints.get()
+            if speed == 0.0:
+                await asyncio.to_thread(authorizer.record_stop, self.principal, self.vehicle)
+                continue
+            try:
+                await asyncio.to_thread(authorizer.authorize_drive, self.principal, self.vehicle, speed)
+            except DriveRefused as refused:
+                self.service.setpoints_refused += 1
+                self._put_message({"type": "refused", "id": command_id, "setpoint": speed, "reason": str(refused)})
+                continue
+            if epoch != self._epoch:
+                self._put_message({"type": "refused", "id": command_id, "setpoint": speed,
+                                   "reason": "superseded: a stop was sent while it was checked"})
+                continue
+            self._send_setpoint(speed, command_id)
+
+    def _send_setpoint(self, speed: float, command_id: int) -> None:
         self.service.link_send(self.vehicle, [(DRIVE_SPEED, DataType.Double, speed), (DRIVE_ID, DataType.Int64,
                                                                                        command_id)])
 
@@ -356,6 +401,11 @@ class DriveService:
         self.link.listen(vehicle.name, session.on_link)
         return session
 
+    def driver(self, vehicle: str) -> str | None:
+        """Who drives the vehicle now, if anyone."""
+        session = self._sessions.get(vehicle)
+        return session.principal.name if session is not None else None
+
     def close(self, session: DriveSession) -> None:
         with self._lock:
             if self._sessions.get(session.vehicle.name) is not session:
@@ -370,6 +420,27 @@ class DriveService:
 # --------------------------------------------------------------------------------------------------------------- API
 
 router = APIRouter(tags=["drive"])
+
+
+@router.get("/api/drive/vehicles")
+def vehicles(request: Request, who: Viewer) -> list[dict[str, Any]]:
+    """The remotely driven vehicles, their limits and who drives each now (for the Drive page)."""
+    platform = request.app.state.platform
+    try:
+        service = platform.service("drive")
+    except KeyError:
+        return []
+    if not isinstance(service, DriveService):
+        return []
+    out = []
+    for v in service.config.vehicles:
+        try:
+            position = platform.model.tag(f"{v.equipment}/position")
+            track = position.range[1] if position.range is not None else None
+        except UnknownTag:
+            track = None
+        out.append({**v.model_dump(), "driver": service.driver(v.name), "track_m": track})
+    return out
 
 
 def _service(websocket: WebSocket) -> DriveService | None:
@@ -411,7 +482,8 @@ async def drive_socket(websocket: WebSocket, vehicle: str) -> None:
             "latency_budget_ms": v.latency_budget_ms, "driver": principal.name,
         }))
         session.camera_lease()
-        tasks = [asyncio.create_task(_receive(websocket, session)), asyncio.create_task(_forward(websocket, session))]
+        tasks = [asyncio.create_task(_receive(websocket, session)), asyncio.create_task(_forward(websocket, session)),
+                 asyncio.create_task(session.check_setpoints())]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -435,12 +507,9 @@ async def _receive(websocket: WebSocket, session: DriveSession) -> None:
                 session.heartbeat(float(message.get("t", 0.0)))
             elif kind == "drive":
                 speed = float(message["speed"])
-                try:  # the checks may read tags and write the audit log: off the event loop
-                    await asyncio.to_thread(session.drive, speed, int(message.get("id", 0)))
-                except DriveRefused as refused:
-                    session.service.setpoints_refused += 1
-                    await websocket.send_text(json.dumps({"type": "refused", "id": message.get("id"), "speed": speed,
-                                                          "reason": str(refused)}))
+                if not math.isfinite(speed):
+                    raise ValueError(f"speed must be a finite number, got {speed}")
+                session.request(speed, int(message.get("id", 0)))
             else:
                 await websocket.send_text(json.dumps({"type": "error", "reason": f"unknown message type {kind!r}"}))
         except (ValueError, KeyError, TypeError) as exc:

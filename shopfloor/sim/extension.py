@@ -70,6 +70,9 @@ def demo_extensions(seed: int) -> list[FactoryExtension]:
     from shopfloor.sim.vibration import VibrationExtension  # spindle bearing vibration (docs/maintenance.md)
 
     extensions.append(VibrationExtension(seed))
+    from shopfloor.sim.vehicle import LocomotiveExtension  # the remotely driven ore locomotive (docs/drive.md)
+
+    extensions.append(LocomotiveExtension())
     return extensions
 
 

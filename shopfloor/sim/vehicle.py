@@ -428,8 +428,9 @@ class VehicleDevice:
             command: dict[str, Any] | None = None
             if speed is not None:
                 refusal = loco.command_speed(now, speed)
-                command = {"type": "command", "id": _metric(decoded, names, DRIVE_ID), "speed": speed,
-                           "accepted": refusal is None, "reason": refusal}
+                command_id = _metric(decoded, names, DRIVE_ID)
+                command = {"type": "command", "id": None if command_id is None else int(command_id),
+                           "setpoint": speed, "accepted": refusal is None, "reason": refusal}
             status = self._status_locked()
         if reply is not None:
             self._publish_link({**reply, **status})
@@ -468,6 +469,7 @@ class VehicleDevice:
                     camera = now < self._camera_until
                     status = self._status_locked() if state != last_state else None
                     view = (loco.position, loco.speed, loco.commanded, loco.state) if camera else None
+                    frame_status = self._status_locked() if camera else None
                 period = self.data_period_s if moving or camera else self.idle_data_period_s
                 changed = values != last_values and (now - last_data >= period or state != last_state)
                 if self._edge is not None and (changed or now - last_data >= self.refresh_s):
@@ -479,6 +481,7 @@ class VehicleDevice:
                 if view is not None and now - last_frame >= 1.0 / self.camera_fps:
                     last_frame = now
                     self._send_frame(*view)
+                    self._publish_link({"type": "status", **(frame_status or {})})  # the console's gauges
                 busy = moving or camera
                 self._wake.wait(self.tick_s if busy else 0.2)
                 self._wake.clear()

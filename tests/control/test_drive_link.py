@@ -17,7 +17,7 @@ from shopfloor.testing.mosquitto import Mosquitto
 from shopfloor.testing.waiting import wait_for
 
 BOUND_S = TEST_SPEC.heartbeat_timeout_s + TEST_HEARTBEAT_S  # the bound: timeout + one heartbeat period
-JOG = 0.25  # m/s: braking at the safe deceleration takes 0.1 s, one heartbeat period
+JOG = 0.15  # m/s, a creep speed: braking at the safe deceleration takes 60 ms, less than a heartbeat period
 
 
 @pytest.mark.parametrize(

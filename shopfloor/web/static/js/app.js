@@ -8,6 +8,7 @@ import { clockTime, dateTime, html } from "./format.js";
 import { live } from "./live.js";
 import * as alarmsPage from "./pages/alarms.js";
 import * as controlPage from "./pages/control.js";
+import * as drivePage from "./pages/drive.js";
 import * as equipmentPage from "./pages/equipment.js";
 import * as healthPage from "./pages/health.js";
 import * as inspectionPage from "./pages/inspection.js";
@@ -19,7 +20,7 @@ import * as tagsPage from "./pages/tags.js";
 import * as tracePage from "./pages/trace.js";
 import * as warehousePage from "./pages/warehouse.js";
 
-const PAGES = { overview: overviewPage, equipment: equipmentPage, tags: tagsPage, alarms: alarmsPage, schedule: schedulePage, control: controlPage, warehouse: warehousePage, maintenance: maintenancePage, production: productionPage, trace: tracePage, inspection: inspectionPage, health: healthPage };
+const PAGES = { overview: overviewPage, equipment: equipmentPage, tags: tagsPage, alarms: alarmsPage, schedule: schedulePage, control: controlPage, drive: drivePage, warehouse: warehousePage, maintenance: maintenancePage, production: productionPage, trace: tracePage, inspection: inspectionPage, health: healthPage };
 const root = document.getElementById("page");
 let current = null; // {name, cleanup}
 
