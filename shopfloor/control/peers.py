@@ -107,6 +107,7 @@ class FieldPeers:
             self.run(self.opcua.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()
 
     async def _action(
         self, function_code: int, start_address: int, address: int, count: int, registers: list[int],

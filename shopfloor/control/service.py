@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+MAX_PENDING = 1000  # confirmation tokens kept (open and recently used)
 #: HTTP status of each refusing rule (the API answers with it).
 RULE_STATUS = {"unknown_command": 404, "role": 403, "value": 422, "range": 422, "interlock": 409, "confirm": 409}
 
@@ -402,6 +403,8 @@ class CommandService:
             ttl = self.config.confirm_ttl_s
             with self._lock:
                 self._expire()
+                while len(self._pending) >= MAX_PENDING:  # bounded: the oldest request loses its token
+                    del self._pending[next(iter(self._pending))]
                 self._pending[token] = _Pending(user.name, command, v, self._clock() + int(ttl * 1e9))
             summary = f"{_summary(r, v)}; confirm within {ttl:g} s"
             reason = f"confirm: {command} needs a confirming request with the token"
@@ -497,6 +500,11 @@ class CommandService:
             tolerance = c.answer.tolerance
             if c.answer.expect is not None:
                 expected = c.answer.expect.get(value, value)
+        # A device that reports by exception sends nothing when the value does not change (a stop of a stopped
+        # machine): then the value it last reported, while its session is alive (good quality), is the answer.
+        before = platform.historian.latest([r.answer_tag])
+        unchanged = (len(before) == 1 and int(before.quality[0]) == Quality.GOOD
+                     and abs(float(before.value[0]) - expected) <= tolerance)
         # the report as the platform receives it (the writer's intake), not after its commit a batch later
         sub = platform.intake.subscribe({r.answer_tag}, maxlen=256, loop=asyncio.get_running_loop())
         t0 = time.perf_counter()
@@ -507,6 +515,10 @@ class CommandService:
                 mqtt.publish(r.extra["topic"], payload)
             except Exception as exc:
                 return DeviceAnswer(False, f"not sent: {exc}", (time.perf_counter() - t0) * 1000)
+            if unchanged:
+                ms = (time.perf_counter() - t0) * 1000
+                return DeviceAnswer(True, f"{_short(r)} was already reported {expected:g}: sent, no change to report",
+                                    ms)
             deadline = t0 + timeout
             while (left := deadline - time.perf_counter()) > 0:
                 batch = await sub.next(left)

@@ -131,6 +131,10 @@ def test_sparkplug_dcmd_reaches_the_device_and_its_report_is_the_answer(plant: P
     assert out.round_trip_ms is not None and 0 < out.round_trip_ms < 5000
     row = audit_row(plant, out.audit_id)
     assert row["decision"] == "executed" and row["protocol"] == "sparkplug" and row["answer"] == out.answer
+    wait_for(lambda: plant.latest(f"{CNC}/feed_override") == 85.5)  # committed: the platform's last known value
+    again = plant.service.request(OPERATOR, "cnc-feed", 85.5)  # no change: a device reporting by exception is silent
+    assert again.decision == "executed" and again.answer == (
+        "feed_override was already reported 85.5: sent, no change to report")
     started = plant.service.request(OPERATOR, "cnc-run", True)  # start: the device reports state 0 (running)
     assert started.decision == "executed" and plant.cnc.values["state"] == 0.0
     assert started.answer is not None and started.answer.startswith("reported state = 0")
