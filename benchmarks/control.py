@@ -35,6 +35,7 @@ from rich.table import Table
 
 from shopfloor.auth.store import Principal, Role
 from shopfloor.config import parse_plant_config
+from shopfloor.control.drive_bench import stop_benchmark
 from shopfloor.control.peers import FieldPeers, SparkplugCnc, plant_yaml
 from shopfloor.control.service import CommandService
 from shopfloor.platform import Platform
@@ -122,12 +123,14 @@ def round_trip(args: argparse.Namespace) -> tuple[dict[str, Any], Table]:
 
 
 SECTIONS: list[Section] = [Section("round_trip", round_trip)]
+SECTIONS.append(Section("link_loss_to_stop", stop_benchmark))  # the deadman (shopfloor/control/drive_bench.py)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of tables")
     parser.add_argument("--commands", type=int, default=200, help="commands per protocol (round trip)")
+    parser.add_argument("--drive-trials", type=int, default=20, help="link cuts per link condition (link loss to stop)")
     parser.add_argument("--sections", default=",".join(s.name for s in SECTIONS),
                         help="comma-separated sections to run")
     args = parser.parse_args(argv)

@@ -12,13 +12,14 @@ Used by the tests (tests/control/test_drive_link.py) and by benchmarks/control.p
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import threading
 import time
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from shopfloor.sim.extension import Broker
 from shopfloor.sim.vehicle import LocoSpec, VehicleDevice
 from shopfloor.testing.faultproxy import FaultProxy, LinkFaults
 from shopfloor.testing.waiting import wait_for
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 # Short settings so that a trial takes about a second (the demo's loco uses 600 ms / 300 ms).
 TEST_SPEC = LocoSpec(heartbeat_timeout_s=0.3, latency_budget_s=0.2, accel=1.0, safe_decel=2.5,
@@ -215,6 +219,34 @@ def stop_section(broker_host: str, broker_port: int, trials: int, speed: float =
     return rows
 
 
+def stop_benchmark(args: argparse.Namespace) -> tuple[dict[str, Any], Table]:
+    """The link-loss-to-stop section of benchmarks/control.py: a Mosquitto of its own, ``--drive-trials`` cuts per
+    link condition; returns the rows and a table."""
+    from rich.table import Table
+
+    from shopfloor.testing.mosquitto import Mosquitto
+
+    trials = int(getattr(args, "drive_trials", 20))
+    with Mosquitto() as broker:
+        rows = stop_section("127.0.0.1", broker.port, trials)
+    bound = rows[0]["bound_ms"]
+    every = all(r["standstill_within_bound"] == r["n"] and r["trips_within_bound"] == r["n"] for r in rows)
+    table = Table(
+        title=f"Link loss to stop ({trials} cuts per link; deadman timeout {TEST_SPEC.heartbeat_timeout_s * 1000:.0f} "
+              f"ms, heartbeat {TEST_HEARTBEAT_S * 1000:.0f} ms, loco at {rows[0]['speed_m_s']} m/s)",
+        caption=f"ms from the cut to the trip and to standstill (device clock); bound = timeout + one heartbeat "
+                f"period = {bound:.0f} ms: {'met every time' if every else 'NOT met every time'}")
+    for col in ("link", "trip p50", "trip p99", "trip max", "standstill p50", "standstill p99", "standstill max",
+                "within bound"):
+        table.add_column(col, justify="left" if col == "link" else "right")
+    for r in rows:
+        table.add_row(r["condition"], f"{r['trip_p50_ms']:.0f}", f"{r['trip_p99_ms']:.0f}", f"{r['trip_max_ms']:.0f}",
+                      f"{r['standstill_p50_ms']:.0f}", f"{r['standstill_p99_ms']:.0f}",
+                      f"{r['standstill_max_ms']:.0f}", f"{r['standstill_within_bound']}/{r['n']}")
+    return {"bound_ms": bound, "timeout_ms": TEST_SPEC.heartbeat_timeout_s * 1000,
+            "heartbeat_ms": TEST_HEARTBEAT_S * 1000, "every_time": every, "links": rows}, table
+
+
 def print_stop_section(rows: list[dict[str, Any]]) -> None:
     """The rows as a table, and whether every trip was within timeout + one heartbeat period."""
     print(f"Link loss to stop: deadman timeout {TEST_SPEC.heartbeat_timeout_s * 1000:.0f} ms, heartbeat every "
@@ -234,5 +266,5 @@ def print_stop_section(rows: list[dict[str, Any]]) -> None:
 
 __all__ = [
     "CONDITIONS", "TEST_HEARTBEAT_S", "TEST_SPEC", "Console", "DriveRig", "StopTrial", "link_loss_to_stop",
-    "print_stop_section", "stop_section", "summary",
+    "print_stop_section", "stop_benchmark", "stop_section", "summary",
 ]
