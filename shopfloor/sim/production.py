@@ -209,7 +209,7 @@ class ProductionLine:
             serial = f"{spec.prefix}-{_stamp(ts)}-{c.index + 1}" + (f"-{k}" if k else "")
             number = c.orders[0][0]
             out.append({"kind": "material_load", "equipment": c.path, "lot": c.lot, "material": spec.material,
-                        "quantity": 1, "ts_ms": ts})
+                        "quantity": 1, "lot_quantity": LOT_SIZE, "ts_ms": ts})
             out.append({
                 "kind": "produced", "serial": serial, "product": spec.code, "work_order": number,
                 "equipment": c.path, "quality": "good" if good else "scrap", "inputs": [{"code": c.lot, "quantity": 1}],

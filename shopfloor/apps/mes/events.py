@@ -69,6 +69,7 @@ class MaterialLoad(_Event):
     lot: Code
     material: Code | None = None
     quantity: float | None = Field(default=None, gt=0)
+    lot_quantity: float | None = Field(default=None, gt=0, description="Size of a new lot (default: quantity).")
 
 
 class WorkOrderEvent(_Event):

@@ -101,7 +101,7 @@ class Recorder:
             if found is None:
                 if ev.material is None or ev.quantity is None:
                     raise Rejected(f"material_load: no lot {ev.lot!r}; give 'material' and 'quantity' to create it")
-                mes.create_lot(ev.lot, ts, ev.quantity, material=ev.material)
+                mes.create_lot(ev.lot, ts, ev.lot_quantity or ev.quantity, material=ev.material)
                 found = self._item(ev.lot)
                 assert found is not None
             elif self._exists(eq, ts, "material_load", lambda r: r.item_id == found[0]):

@@ -261,8 +261,10 @@ def counter_increase(ts: npt.ArrayLike, values: npt.ArrayLike, start_ns: int, en
     """How much a monotonic counter (parts, kWh) rose in [start, end).
 
     The last sample at or before start is the baseline (without one, the first sample in the
-    period is). A drop is a counter reset (to zero): the value after it counts in full. NaN
-    samples (bad readings) are skipped.
+    period is). A drop is a reset: the value after it is a new baseline, so a register that comes
+    back at another value (a replaced meter, a restarted machine or simulator) adds nothing, at
+    the cost of what a counter reset to zero rose before its first reading. NaN samples (bad
+    readings) are skipped.
     """
     ts_a = np.asarray(ts, np.int64)
     v = np.asarray(values, np.float64)
@@ -274,7 +276,7 @@ def counter_increase(ts: npt.ArrayLike, values: npt.ArrayLike, start_ns: int, en
     if len(window) < 2:
         return 0.0
     d = np.diff(window)
-    return float(d[d > 0].sum() + window[1:][d < 0].sum())
+    return float(d[d > 0].sum())
 
 
 def takt_time_s(available_s: float, demand: float) -> float:

@@ -100,6 +100,8 @@ def test_counter_increase_with_baseline_reset_and_bad_readings() -> None:
     assert kpi.counter_increase(ts, values, START, END) == 100 + 0 + 20
     assert kpi.counter_increase(ts, values, START, t("14:01")) == 100 + 0 + 20 + 180
     assert kpi.counter_increase([], [], START, END) == 0.0
+    # An energy register that comes back at another value (a restarted simulator, a replaced meter) adds nothing.
+    assert kpi.counter_increase(ts[:4], [5000.0, 5100.0, 3000.0, 3050.0], START, END) == 100 + 50
 
 
 def test_energy_and_co2e_per_good_part() -> None:

@@ -68,6 +68,7 @@ def _page(browser: Browser, errors: list[str]) -> Page:
     return page
 
 
+@pytest.mark.timeout(360)  # the demo's start and stop (every app's service) are part of this test's time
 def test_production_and_trace_pages(demo: Demo, browser: Browser) -> None:
     # The demo's own line controller reaches its recorder: orders, log-ons and states arrive at once.
     health = wait_for(lambda: (h := httpx.get(f"{demo.url}/health", timeout=10).json()["services"]["mes"])

@@ -51,8 +51,9 @@ function eventDetails(node) {
   }
   for (const i of f.inspections) {
     const p = i.payload || {};
-    const limits = [p.lower, p.upper].some((x) => x !== null && x !== undefined) ? ` [${number(p.lower)} … ${number(p.upper)}]` : "";
-    parts.push(html`<div class="trace-fact" data-testid="inspection"><b>Inspected</b> ${humanize(p.characteristic ?? "")} ${number(p.value)} ${p.unit ?? ""}${limits}
+    const bound = (x) => (x === null || x === undefined ? "" : String(x));
+    const limits = [p.lower, p.upper].some((x) => x !== null && x !== undefined) ? ` [${bound(p.lower)} … ${bound(p.upper)}]` : "";
+    parts.push(html`<div class="trace-fact" data-testid="inspection"><b>Inspected</b> ${humanize(p.characteristic ?? "")} ${String(p.value)} ${p.unit ?? ""}${limits}
       <span class="pill ${p.passed ? "q-good" : "q-bad"}">${p.passed ? "pass" : "fail"}</span>
       <span class="faint">${i.equipment ? short(i.equipment) : ""} ${dateTime(i.ts_ns / 1e6)}</span></div>`);
   }
@@ -89,7 +90,7 @@ function tree(body) {
       <details ${depth < 3 ? "open" : ""}><summary>
         <span class="badge">${n.kind}</span> <a class="mono code" href="#/trace/${encodeURIComponent(code)}">${code}</a>
         <span class="muted">${what}</span> ${f.made ? qualityPill(f.made.payload?.quality) : ""}
-        ${n.kind === "lot" ? html`<span class="faint">${number(n.quantity)} ${n.material ? "" : "pcs"}</span>` : ""}
+        ${n.kind === "lot" ? html`<span class="faint">lot of ${number(n.quantity, { integer: Number.isInteger(n.quantity) })}</span>` : ""}
         ${next.length ? html`<span class="faint">· ${next.length} ${body.direction === "backward" ? "went in" : "contain it"}</span>` : ""}
       </summary>
       <div class="trace-facts">${eventDetails(n)}</div>
