@@ -107,6 +107,8 @@ def check_devices(devices: list[MqttDevice], platform_user: str | None) -> None:
         return
     if platform_user is None:
         raise ValueError("mqtt.devices needs mqtt.username: the platform's own user, which reads every topic")
+    if not re.match(USERNAME_PATTERN, platform_user):
+        raise ValueError(f"mqtt.username {platform_user!r}: letters, digits and _ . @ - only (it goes in the ACL file)")
     seen = {platform_user}
     for d in devices:
         if d.username in seen:

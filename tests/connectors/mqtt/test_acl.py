@@ -156,6 +156,7 @@ def test_passwords_from_a_secrets_file_and_the_environment(tmp_path: Path) -> No
     ("mqtt: {username: p, devices: [{username: d1, json: [oven]}, {username: d1, json: [oven]}]}", "twice"),
     ("mqtt: {username: p, devices: [{username: p, json: [oven]}]}", "twice"),
     ("mqtt: {username: p, devices: [{username: 'a:b', json: [oven]}]}", "username"),
+    ("mqtt: {username: 'p q', devices: [{username: d1, json: [oven]}]}", "letters, digits"),
     ("mqtt: {username: p, devices: [{username: d1, publish: ['a/#/b']}]}", "not a topic filter"),
     ("mqtt: {username: p, devices: [{username: d1, json: [a/b]}]}", "one topic level"),
     ("mqtt: {username: p, devices: [{username: d1, password_hash: plain}]}", "password_hash"),
