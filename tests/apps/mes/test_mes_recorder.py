@@ -5,6 +5,7 @@ and the same through POST /api/mes/events."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from shopfloor.apps.mes import genealogy
 from shopfloor.apps.mes.ingest import MesService
 from shopfloor.apps.mes.verify import verify
 from shopfloor.config import parse_plant_config
+from shopfloor.core.samples import SampleBatch
 from shopfloor.platform import Platform
 from shopfloor.testing.mosquitto import Mosquitto
 from shopfloor.testing.server import ApiServer
@@ -200,3 +202,40 @@ def test_post_events(plant: tuple[Platform, Mosquitto, httpx.Client]) -> None:
     assert "event 2 of 2: produced: 'SN-API' was produced already" in detail["rejected"][0]["reason"]
     assert len(platform.dead_letters.list(source="mes")) == before + 1
     assert http.post("/api/mes/events", content=b"{oops").status_code == 422
+
+
+def test_production_view_measures_from_the_first_state(plant: tuple[Platform, Mosquitto, httpx.Client]) -> None:
+    """A shift that began before anything was recorded is measured from the first recorded state."""
+    platform, _, http = plant
+    t0 = (T + 7_200_000) * 1_000_000  # 12:00, in the 06:00-14:00 shift
+    minute = 60 * 10**9
+    rows = [(f"{CNC1}/state", t0, 0.0), (f"{CNC1}/state", t0 + 20 * minute, 2.0),
+            (f"{CNC1}/parts_good", t0, 0.0), (f"{CNC1}/parts_good", t0 + 20 * minute, 25.0)]
+    ids = [platform.tag_index.id_of(p) for p, _, _ in rows]
+    assert platform.writer.submit(SampleBatch.of(ids, [r[1] for r in rows], [r[2] for r in rows]), timeout=5)
+    assert platform.writer.flush(10)
+    end_ms = (t0 + 30 * minute) // 1_000_000
+    body = http.get("/api/mes/production", params={"hours": 2, "end": str(end_ms)}).json()
+    assert body["asset"] == "s/a/l1" and body["machines"] == [CNC1] and body["pri_s"] == {CNC1: 48.0}
+    (shift,) = body["shifts"]
+    assert shift["shift"] == "2026-01-01 A" and shift["measured_from_ns"] == t0
+    assert shift["availability"] == pytest.approx(20 / 30)  # running 20 of the 30 minutes measured
+    assert shift["effectiveness"] == pytest.approx(48 * 25 / 1200) and shift["GQ"] == 25
+    assert shift["pareto"][0]["reason"] == "down" and shift["pareto"][0]["seconds"] == pytest.approx(600)
+
+
+def test_posting_events_needs_an_operator(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    platform = Platform(parse_plant_config(PLANT + "auth: {enabled: true}\n"), data_dir=tmp_path,
+                        broker_url=mosquitto.url)
+    with ApiServer(create_app(platform)) as server, httpx.Client(base_url=server.url) as http:
+        platform.users.add_user("vera", "viewer-pw!", "viewer")
+        platform.users.add_user("otto", "operator-pw", "operator")
+        viewer = {"Authorization": f"Bearer {platform.users.create_token('vera')[0]}"}
+        operator = {"Authorization": f"Bearer {platform.users.create_token('otto')[0]}"}
+        event = orjson.dumps({"kind": "logon", "equipment": CNC1, "operator": "otto", "ts_ms": T})
+        assert http.post("/api/mes/events", content=event).status_code == 401
+        refused = http.post("/api/mes/events", content=event, headers=viewer)
+        assert refused.status_code == 403 and "needs role operator" in refused.json()["detail"]
+        assert http.get("/api/mes/serials", headers=viewer).status_code == 200
+        ok = http.post("/api/mes/events", content=event, headers=operator)
+        assert ok.status_code == 200 and ok.json()["recorded"] == 1
