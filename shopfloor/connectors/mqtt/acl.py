@@ -22,6 +22,7 @@ import hmac
 import os
 import re
 import stat
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,9 +146,13 @@ class Grant:
 
 @dataclass(frozen=True)
 class BrokerAccess:
-    """Every user of the broker; anyone else (anonymous included) may do nothing."""
+    """Every user of the broker; anyone else (anonymous included) may do nothing.
+
+    ``refused`` counts what the embedded broker turned away, by action ("connect", "publish", "subscribe").
+    """
 
     users: Mapping[str, Grant] = field(default_factory=dict)
+    refused: Counter[str] = field(default_factory=Counter, compare=False)
 
     def authenticate(self, username: str | None, password: str | None) -> bool:
         grant = self.users.get(username or "")

@@ -52,6 +52,7 @@ class AccessAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]  # amqtt ships no 
             password = password.decode("utf-8", "replace")
         ok = await asyncio.to_thread(self.access.authenticate, username, password)
         if not ok:
+            self.access.refused["connect"] += 1
             self.context.logger.info("MQTT connect refused for user %r", username)
         return ok
 
@@ -79,8 +80,10 @@ class AccessTopicPlugin(BaseTopicPlugin):  # type: ignore[misc]
             allowed = self.access.may_receive(user, topic)
         else:
             allowed = False
-        if not allowed and action != Action.RECEIVE:
-            self.context.logger.info("MQTT %s of %r refused for user %r", getattr(action, "value", action), topic, user)
+        if not allowed and action != Action.RECEIVE:  # a message not delivered is no fault of the receiver
+            what = "publish" if action == Action.PUBLISH else "subscribe"
+            self.access.refused[what] += 1
+            self.context.logger.info("MQTT %s of %r refused for user %r", what, topic, user)
         return allowed
 
     @dataclass

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from shopfloor.cli import app
 from shopfloor.config import PlantConfig, parse_plant_config
-from shopfloor.connectors.mqtt.acl import build_access
+from shopfloor.connectors.mqtt.acl import BrokerAccess, build_access
 from shopfloor.connectors.mqtt.broker import EmbeddedBroker
 from shopfloor.connectors.mqtt.jsonfmt import encode_json
 from shopfloor.core.net import free_port
@@ -36,6 +36,7 @@ class Broker:
     host: str
     port: int
     config: PlantConfig
+    access: BrokerAccess | None = None  # the embedded broker's, with its counts of what it refused
 
     @property
     def url(self) -> str:
@@ -64,7 +65,7 @@ def broker(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Broker]:
         embedded = EmbeddedBroker("127.0.0.1", free_port(), access=access)
         embedded.start()
         try:
-            yield Broker("embedded", embedded.host, embedded.port, config)
+            yield Broker("embedded", embedded.host, embedded.port, config, access)
         finally:
             embedded.stop()
 
@@ -140,6 +141,8 @@ def test_wrong_passwords_unknown_users_and_anonymous_are_refused_at_connect(brok
     for username, password in (("press-edge", "robot-pw"), ("press-edge", ""), ("ghost", "x"), (None, None)):
         c = login(broker, clients, username, password)
         assert c.connack is not None and c.connack.is_failure, (username, c.connack)
+    if broker.access is not None:
+        assert broker.access.refused["connect"] == 4
     assert not login(broker, clients, "press-edge").connack.is_failure  # type: ignore[union-attr]
     assert not login(broker, clients, "oven").connack.is_failure  # type: ignore[union-attr]
 
@@ -163,6 +166,8 @@ def test_a_device_publishes_under_its_own_topics_and_nowhere_else(broker: Broker
             assert (refused.value, accepted.value) == (NOT_AUTHORIZED_V5, 0)
         else:  # MQTT 3.1.1 has no reason codes: amqtt acknowledges and drops it
             assert not refused.is_failure
+    if broker.access is not None:
+        assert broker.access.refused["publish"] == len(cases)
 
 
 def test_a_device_reads_only_its_commands_and_the_host_state(broker: Broker, clients: list[Client]) -> None:
@@ -172,6 +177,7 @@ def test_a_device_reads_only_its_commands_and_the_host_state(broker: Broker, cli
         assert not wide.is_failure
     else:  # the embedded broker refuses a filter not inside the read rules outright
         assert wide.is_failure and press.subscribe("spBv1.0/g1/NCMD/+").is_failure
+        assert broker.access is not None and broker.access.refused["subscribe"] == 2
     assert not press.subscribe("spBv1.0/g1/NCMD/press-edge").is_failure
     assert not press.subscribe("spBv1.0/STATE/+").is_failure
     platform, robot = login(broker, clients, "shopfloor"), login(broker, clients, "robot-gw")
