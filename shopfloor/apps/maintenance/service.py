@@ -476,6 +476,7 @@ class MaintenanceService:
             st.points_t.extend(keep_t)
             st.points_d.extend(keep_d)
             st.probs.clear()
+            st.rul = None
             st.replacements += 1
             st.work_order_raised = False
         order: WorkOrder | None = self.store.open_for(st.config.equipment)

@@ -167,3 +167,43 @@ def test_a_trained_model_chosen_by_version_in_config_diagnoses_the_windows(mosqu
         client.disconnect()
         client.loop_stop()
         platform.stop()
+
+
+def write_vibration(platform: Platform, start_ns: int, wear: np.ndarray) -> int:
+    """The CNC's spindle at rated speed with vibration on the P-F curve of ``wear``, one sample per 10 s."""
+    ts = start_ns + np.arange(wear.size, dtype=np.int64) * 10 * 10**9
+    vib = CNC.vib_idle_mm_s + CNC.vib_base_mm_s + CNC.vib_wear_mm_s * wear**3
+    paths = [f"{EQUIPMENT}/spindle_speed"] * ts.size + [f"{EQUIPMENT}/vibration"] * ts.size
+    platform.write(paths, np.concatenate([ts, ts]), np.concatenate([np.full(ts.size, CNC.rated_speed_rpm), vib]))
+    return int(ts[-1]) + 10 * 10**9
+
+
+def test_one_work_order_per_developing_fault_closed_when_the_bearing_is_replaced(mosquitto: Mosquitto,
+                                                                                 tmp_path: Path) -> None:
+    platform = Platform(plant(), data_dir=tmp_path, broker_url=mosquitto.url)
+    platform.start()
+    try:
+        service = platform.service("maintenance")
+        assert isinstance(service, MaintenanceService) and service.store is not None
+        store = service.store
+        t = (time.time_ns() - 6 * 3600 * 10**9) // 10**9 * 10**9
+        t = write_vibration(platform, t, np.linspace(0.3, 0.9, 720))  # two hours of a failing bearing
+        wait_for(lambda: store.open_for(EQUIPMENT) is not None, timeout=30)
+        t = write_vibration(platform, t, np.full(60, 0.9))  # still failing: the same order, refreshed
+        wait_for(lambda: service.machine_views()[0]["trend_points"] >= 125, timeout=30)
+        [order] = store.list()
+        assert order.status == "open" and order.updated_ns > order.created_ns
+        t = write_vibration(platform, t, np.full(60, 0.02))  # a new bearing: ten minutes of a sound one
+        write_vibration(platform, t, np.full(7, 0.02))
+        wait_for(lambda: store.list()[0].status == "closed", timeout=30)
+        closed = store.list()[0]
+        assert closed.closed_by == "maintenance" and "bearing replaced" in closed.note
+        view = wait_for(lambda: (v := service.machine_views()[0])["health_index"] > 95 and v, timeout=30)
+        assert view["bearing_replacements"] == 1 and view["rul_h"] is None
+        assert len(store.list()) == 1  # no new order for the sound bearing
+        rul_id = platform.tag_index.id_of(f"{HEALTH}/rul")
+        history = wait_for(lambda: (b := platform.historian.raw(rul_id, 0, t + 3600 * 10**9)).value.size
+                           and np.isnan(b.value[-1]) and b, timeout=30)
+        assert np.isfinite(history.value).any()  # RUL while the old bearing failed, NaN for the new one
+    finally:
+        platform.stop()
