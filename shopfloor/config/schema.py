@@ -12,11 +12,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler, field_validator, model_validator
 
 from shopfloor.alarms.config import AlarmsConfig, KnownTags, known_tags
-from shopfloor.apps.maintenance.config import MaintenanceConfig
-from shopfloor.apps.warehouse.config import WarehouseConfig
 from shopfloor.apps.inspection.config import InspectionConfig
+from shopfloor.apps.maintenance.config import MaintenanceConfig
 from shopfloor.apps.mes.config import MesConfig
 from shopfloor.apps.scheduling.config import SchedulingConfig
+from shopfloor.apps.warehouse.config import WarehouseConfig
 from shopfloor.auth.config import AuthConfig
 from shopfloor.connectors.mqtt.acl import MqttDevice, check_devices, check_filter
 from shopfloor.control.config import ControlConfig, check_control
@@ -317,10 +317,10 @@ class PlantConfig(Strict):
     alarms: AlarmsConfig = Field(default_factory=AlarmsConfig, description="Alarm rules (docs/alarms.md).")
     auth: AuthConfig = Field(default_factory=AuthConfig, description="Users and roles; off by default.")
     drive: DriveConfig | None = Field(default=None, description="Remotely driven vehicles (docs/drive.md).")
-    maintenance: MaintenanceConfig | None = Field(default=None, description="Bearing diagnosis, RUL (maintenance.md).")
     mes: MesConfig | None = Field(default=None, description="MES recorder and master data (docs/mes.md).")
-    warehouse: WarehouseConfig | None = Field(default=None, description="Warehouse and AGVs (docs/warehouse.md).")
+    maintenance: MaintenanceConfig | None = Field(default=None, description="Bearing diagnosis, RUL (maintenance.md).")
     control: ControlConfig = Field(default_factory=ControlConfig, description="Remote control (docs/control.md).")
+    warehouse: WarehouseConfig | None = Field(default=None, description="Warehouse and AGVs (docs/warehouse.md).")
     scheduling: SchedulingConfig | None = Field(default=None, description="The plant's planner (docs/scheduling.md).")
     inspection: InspectionConfig | None = Field(default=None, description="Inspection station (docs/inspection.md).")
 
