@@ -210,3 +210,27 @@ def test_the_warehouse_page_shows_vehicles_moving(plant: Plant) -> None:
             assert not errors, errors
         finally:
             browser.close()
+
+
+def test_reading_needs_a_viewer_and_ordering_an_operator(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    plant_dict: dict[str, Any] = {"site": {"name": "virtual-factory", "areas": []}, "auth": {"enabled": True}}
+    AgvExtension(1).extend_plant(plant_dict)
+    platform = Platform(PlantConfig.model_validate(plant_dict), data_dir=tmp_path, broker_url=mosquitto.url)
+    with ApiServer(create_app(platform)) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+        platform.users.add_user("vera", "viewer-pw!", "viewer")
+        platform.users.add_user("otto", "operator-pw", "operator")
+        viewer = {"Authorization": f"Bearer {platform.users.create_token('vera')[0]}"}
+        operator = {"Authorization": f"Bearer {platform.users.create_token('otto')[0]}"}
+        for path in ("/api/warehouse/locations", "/api/warehouse/stock", "/api/warehouse/live"):
+            assert http.get(path).status_code == 401, path
+            assert http.get(path, headers=viewer).status_code == 200, path
+        order = {"kind": "inbound", "number": "IN-1", "material": "BAR-C45", "quantity": 20, "dock": "D-IN",
+                 "lot": "LOT-IN-1"}
+        refused = http.post("/api/warehouse/orders", json=order, headers=viewer)
+        assert refused.status_code == 403 and "needs role operator" in refused.json()["detail"]
+        assert http.put("/api/warehouse/blocked", json={"cells": []}, headers=viewer).status_code == 403
+        made = http.post("/api/warehouse/orders", json=order, headers=operator)
+        assert made.status_code == 201, made.text
+        assert http.get("/api/warehouse/orders", headers=viewer).json()[0]["user"] == "otto"
+        assert http.get("/api/warehouse/stock", params={"location": "D-IN"}, headers=viewer).json()[0]["lot"] == (
+            "LOT-IN-1")
