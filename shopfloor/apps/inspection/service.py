@@ -274,7 +274,8 @@ class InspectionService:
         ts_ms = header.get("ts_ms")
         ts_ns = int(ts_ms * 1_000_000) if ts_ms is not None else m.received_ns
         if not self._ready.is_set():
-            self._reject("mqtt", m.topic, header["serial"], f"no model: {self.last_error}", image, m.received_ns)
+            self._reject("mqtt", m.topic, header["serial"], f"not judged, the station has no model: {self.last_error}",
+                         image, m.received_ns, count="not judged (no model)")
             return
         with contextlib.suppress(ImageError):
             self.inspect_image(image, header["serial"], station=station, ts_ns=ts_ns, source="mqtt",
@@ -326,9 +327,11 @@ class InspectionService:
         return row
 
     def _reject(self, source: str, origin: str, serial: str | None, reason: str, payload: bytes,
-                received_ns: int) -> None:
-        self.counts["bad images"] += 1
-        self.last_error = reason
+                received_ns: int, count: str = "bad images") -> None:
+        """Count it, log it, keep the bytes in quarantine with the reason and add it to the dead letters."""
+        self.counts[count] += 1
+        if count == "bad images":
+            self.last_error = reason
         log.warning("inspection: %s", reason)
         self.store.reject(source, origin, serial, reason, payload, received_ns)
         if self._platform is not None:

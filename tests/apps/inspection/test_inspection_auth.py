@@ -68,3 +68,35 @@ def test_viewers_read_operators_upload_and_review_with_a_model_loaded_by_version
             assert http.get("/api/inspection/labelled.zip", headers=viewer).status_code == 200
     finally:
         server.stop()
+
+
+def test_a_missing_model_version_leaves_the_station_failed_but_keeping_what_arrives(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    import paho.mqtt.publish as mqtt_publish
+
+    from shopfloor.apps.inspection.station import encode_message
+
+    config = PlantConfig.model_validate({
+        "site": {"name": "plant", "areas": [{"name": "a", "lines": [{"name": "l"}]}]},
+        "inspection": InspectionConfig(models_dir=str(tmp_path / "models"), anomaly_version=3).model_dump(),
+    })
+    platform = Platform(config, data_dir=tmp_path / "data", broker_url=mosquitto.url)
+    server = ApiServer(create_app(platform)).start(timeout=120)
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            status = wait_for(lambda: (s := http.get("/api/inspection/status").json())["state"] == "failed" and s, 60)
+            assert "no saved versions of 'inspection-anomaly'" in status["last_error"]
+            assert http.get("/health").json()["services"]["inspection"]["state"] == "failed"
+            image = encode_png(make_part(np.random.default_rng(1)).image)
+            r = http.post("/api/inspection/images", params={"serial": "SN-1"}, content=image,
+                          headers={"content-type": "image/png"})
+            assert r.status_code == 503 and "failed" in r.json()["detail"]
+            mqtt_publish.single("shopfloor/inspection/cam/image", encode_message({"serial": "SN-2"}, image), qos=1,
+                                hostname=mosquitto.host, port=mosquitto.port)
+            kept = wait_for(lambda: http.get("/api/inspection/rejected").json()["items"], 30)
+            assert kept[0]["serial"] == "SN-2" and "not judged" in kept[0]["reason"]
+            assert (tmp_path / "data" / "inspection" / kept[0]["file"]).read_bytes() == image
+            assert not (tmp_path / "models" / "inspection-anomaly").exists()  # nothing trained behind its back
+    finally:
+        server.stop()
