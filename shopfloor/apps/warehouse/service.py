@@ -13,6 +13,7 @@ battery, state and load are written as derived tags, at most once a second per v
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -135,7 +136,9 @@ class WarehouseService:
         self._commands.put_nowait(("block", cells))
 
     def tasks_added(self) -> None:
-        self._commands.put_nowait(("tasks", None))
+        """New tasks: assign at the next tick, not at the next poll (a full queue just waits for the poll)."""
+        with contextlib.suppress(queue.Full):
+            self._commands.put_nowait(("tasks", None))
 
     def slotting(self) -> list[dict[str, Any]]:
         assert self.inventory is not None and self.dispatcher is not None
