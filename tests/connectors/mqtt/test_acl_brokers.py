@@ -21,6 +21,7 @@ from shopfloor.config import PlantConfig, parse_plant_config
 from shopfloor.connectors.mqtt.acl import BrokerAccess, build_access
 from shopfloor.connectors.mqtt.broker import EmbeddedBroker
 from shopfloor.connectors.mqtt.jsonfmt import encode_json
+from shopfloor.connectors.mqtt.sparkplug import DataType, EdgeNode, MetricSpec
 from shopfloor.core.net import free_port
 from shopfloor.platform import Platform
 from shopfloor.testing.mosquitto import Mosquitto
@@ -106,12 +107,14 @@ class Client:
 
     def publish(self, topic: str, payload: bytes) -> ReasonCode:
         mid = self.c.publish(topic, payload, qos=1).mid
-        return wait_for(lambda: self.pubacks.get(mid), 20)
+        wait_for(lambda: mid in self.pubacks, 20)
+        return self.pubacks[mid]
 
     def subscribe(self, topic: str) -> ReasonCode:
         _, mid = self.c.subscribe(topic, qos=1)
         assert mid is not None
-        return wait_for(lambda: self.subacks.get(mid), 20)[0]
+        wait_for(lambda: mid in self.subacks, 20)
+        return self.subacks[mid][0]
 
     def payloads(self, topic: str) -> list[bytes]:
         with self._lock:
@@ -202,11 +205,23 @@ def test_the_platform_ingests_with_the_rules_on(broker: Broker, clients: list[Cl
         # the platform may publish its STATE (a device reads it) ...
         wait_for(lambda: any(b'"online": true' in p or b'"online":true' in p
                              for p in press.payloads("spBv1.0/STATE/shopfloor")), 30)
-        # ... and its subscriptions were granted: a device's sample is stored
+        # ... and its subscriptions were granted: a JSON device's sample is stored ...
         oven = login(broker, clients, "oven")
         oven.publish("shopfloor/json/oven", encode_json({"temp": 21.5}, int(time.time() * 1000)))
         temp = platform.tag_index.id_of("plant/a/l/oven/temp")
-        assert wait_for(lambda: platform.historian.latest([temp]).value.tolist(), 30) == [21.5]
+        wait_for(lambda: platform.historian.latest([temp]).value.tolist() == [21.5], 30)
+        # ... and a Sparkplug edge node's session (NDEATH will, births, DDATA, its command subscriptions)
+        node = EdgeNode(broker.host, broker.port, "g1", "press-edge", username="press-edge",
+                        password=SECRETS["press-edge"])
+        node.add_device("press", [MetricSpec("force", DataType.Double, 1)])
+        node.start(20)
+        try:
+            # after the DBIRTH, which carries the metric as never published (null), a millisecond later at least
+            node.publish_device_data("press", int(time.time() * 1000) + 1, [42.0])
+            force = platform.tag_index.id_of("plant/a/l/press/force")
+            wait_for(lambda: platform.historian.latest([force]).value.tolist() == [42.0], 30)
+        finally:
+            node.stop()
         assert platform.ingest.counts["dead letters"] == 0
     finally:
         platform.stop()
