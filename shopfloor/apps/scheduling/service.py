@@ -157,6 +157,7 @@ class PlantScheduler:
         self._worker: threading.Thread | None = None
         self._improver: threading.Thread | None = None
         self._improved_version = 0
+        self._improving = False
         self._client: mqtt.Client | None = None
         self._stopping = threading.Event()
         self.actual = Actual()
@@ -170,8 +171,8 @@ class PlantScheduler:
 
     @property
     def improving(self) -> bool:
-        """Whether a CP-SAT improvement runs now (its result may still replace the plan)."""
-        return self._improver is not None and self._improver.is_alive()
+        """Whether a CP-SAT improvement runs or waits to be adopted (it may still replace the plan)."""
+        return self._improving
 
     def now_ms(self) -> int:
         return self._clock() // 1_000_000
@@ -394,7 +395,7 @@ class PlantScheduler:
         plan = planner.plan
         if (self.config.improve_time_limit_s <= 0 or plan is None or plan.version == self._improved_version
                 or plan.trigger not in ("orders", "machine_up") or self._stopping.is_set()
-                or (self._improver is not None and self._improver.is_alive())):
+                or self._improving):
             return
         with self._lock:
             candidate = planner.candidate(self.now_ms())
@@ -402,6 +403,7 @@ class PlantScheduler:
         if candidate is None:
             return
         version, reduced = candidate
+        self._improving = True
         self._improver = threading.Thread(target=self._improve, args=(version, reduced), name="scheduling-cpsat",
                                           daemon=True)
         self._improver.start()
@@ -418,10 +420,12 @@ class PlantScheduler:
             self._queue.put(item, timeout=5)
         except queue.Full:
             self.dropped += 1
+            self._improving = False
 
     def _adopt_improvement(self, item: _Improved) -> None:
         planner = self._planner
         assert planner is not None
+        self._improving = False
         if item.error is not None:
             self.last_error = f"improvement failed: {item.error}"
             return
