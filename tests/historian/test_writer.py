@@ -107,7 +107,17 @@ def test_latency_window_percentiles_and_wraparound() -> None:
 
 def test_intake_gets_each_batch_range_checked_before_its_commit() -> None:
     """The alarm engine's feed: it must not wait for the commit, and sees the quality that will be stored."""
-    historian = FlakyHistorian(failures=1_000_000)  # a store that does not take anything for now
+    class Closed(DuckDBHistorian):
+        """A store that takes nothing until it is opened."""
+
+        open = False
+
+        def write(self, batch: SampleBatch) -> None:
+            if not self.open:
+                raise OSError("store not ready")
+            super().write(batch)
+
+    historian = Closed(":memory:")
     intake = SampleBus()
     writer, bus, ids = make(historian, intake=intake)
     early, late = intake.subscribe(), bus.subscribe()
@@ -119,7 +129,7 @@ def test_intake_gets_each_batch_range_checked_before_its_commit() -> None:
         assert got.value.tolist() == [50.0, 500.0]
         assert got.quality.tolist() == [Quality.GOOD, Quality.UNCERTAIN]  # 500 is outside the range [0, 100]
         assert len(late.drain()) == 0 and writer.rows_committed == 0  # not committed, not live yet
-        historian.failures = 0  # the store takes it at the next retry
+        historian.open = True  # the store takes it at the next retry
         assert writer.flush(30)
         assert late.drain().quality.tolist() == [Quality.GOOD, Quality.UNCERTAIN]
     finally:
