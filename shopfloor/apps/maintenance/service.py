@@ -206,6 +206,10 @@ class MaintenanceService:
         if config is None:
             raise ShopfloorError("the maintenance service needs a maintenance: section in the plant config")
         self.config, self.platform = config, platform
+        self._stop.clear()  # a platform may be started again after a stop
+        self._connected.clear()
+        self._inbox.clear()
+        self.machines, self._by_health = {}, {}
         self.diagnoser = self._diagnoser(config, platform)
         index = platform.tag_index
         for m in config.machines:
@@ -256,9 +260,17 @@ class MaintenanceService:
         def on_connect(c: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
             if not reason.is_failure:
                 c.subscribe(topic, qos=0)  # again after every reconnect
+
+        def on_subscribe(c: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
+            if reasons and not reasons[0].is_failure:  # subscribed: windows sent from now on arrive
                 self._connected.set()
 
+        def on_disconnect(c: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
+            self._connected.clear()
+
         client.on_connect = on_connect
+        client.on_subscribe = on_subscribe
+        client.on_disconnect = on_disconnect
         client.on_message = self._on_message
         client.connect_async(host, port)
         client.loop_start()
