@@ -94,7 +94,7 @@ export function mount(el, route) {
     const co2 = co2PerPart(s.energy_per_good_part_kwh);
     el.querySelector("#head-note").textContent = `shift ${s.shift} · ${since}${provisional ? ` · only ${duration(measuredMs)} measured: provisional, parts begun before measuring count in it` : ""}`;
     tiles.innerHTML = [
-      tile("OEE", `<span data-testid="oee-value" class="${oeeClass(s.oee_index)}">${pct(s.oee_index)}</span><small>%</small>`,
+      tile("OEE", `<span data-testid="oee-value" class="${provisional ? "provisional" : oeeClass(s.oee_index)}">${pct(s.oee_index)}</span><small>%</small>`,
         `shift ${s.shift}${provisional ? ' <span class="badge uncertain">provisional</span>' : ""}`),
       tile("Availability", `${pct(s.availability)}<small>%</small>`, "run time / planned busy time"),
       tile("Performance", `${pct(s.effectiveness)}<small>%</small>`, "planned run time × parts / run time"),
@@ -112,10 +112,11 @@ export function mount(el, route) {
         return html`<tr class="faint"><td>${s.shift}</td><td>${dateTime(s.start_ns / 1e6)}</td><td colspan="8">no data recorded</td></tr>`;
       }
       const co2 = co2PerPart(s.energy_per_good_part_kwh);
+      const early = (s.end_ns - s.measured_from_ns) / 1e6 < PROVISIONAL_MS;
       return html`<tr class="clickable ${current && s.shift === current.shift ? "selected" : ""}" data-shift="${s.shift}" data-testid="shift-row">
         <td><b>${s.shift}</b></td><td>${dateTime(s.measured_from_ns / 1e6)} – ${clockTime(s.end_ns / 1e6)}</td>
         <td class="r">${pctCell(s.availability)}</td><td class="r">${pctCell(s.effectiveness)}</td><td class="r">${pctCell(s.quality_ratio)}</td>
-        <td class="r"><b class="${oeeClass(s.oee_index)}">${pctCell(s.oee_index)}</b></td>
+        <td class="r"><b class="${early ? "provisional" : oeeClass(s.oee_index)}" title="${early ? "provisional: under 15 min measured" : ""}">${pctCell(s.oee_index)}</b></td>
         <td class="r">${number(s.GQ, { integer: true })}</td><td class="r">${number(s.SQ, { integer: true })}</td>
         <td class="r">${s.energy_per_good_part_kwh === null ? "—" : `${number(s.energy_per_good_part_kwh)} kWh`}${co2 === null ? "" : ` · ${number(co2)} kg`}</td>
         <td>${s.bottleneck ? short(s.bottleneck) : "—"}</td></tr>`;
