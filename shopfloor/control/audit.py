@@ -1,11 +1,12 @@
 """The append-only audit log of remote control, in SQLite (``<data_dir>/control-audit.sqlite``).
 
 Every attempt to command equipment is one row, refused ones included: who (user and role), what
-(command, kind, value), where (equipment, protocol), when, the decision and the rule that refused,
-the device's answer and the round trip. Triggers make the table append-only: an UPDATE or DELETE
-aborts inside SQLite itself, so neither a bug in the platform nor someone with the file and the
-sqlite3 shell can quietly rewrite history (they would have to drop the triggers, which is visible
-in the schema). Rows are written in WAL mode and synchronously, before the API answers.
+(command, kind, value), where (equipment, protocol, target: topic and metric, node id, register),
+when, the decision and the rule that refused, the device's answer and the round trip. Triggers make
+the table append-only: an UPDATE or DELETE aborts inside SQLite itself, so neither a bug in the
+platform nor someone with the file and the sqlite3 shell can quietly rewrite history (they would
+have to drop the triggers, which is visible in the schema). Rows are written in WAL mode and
+synchronously, before the API answers.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ CREATE TABLE IF NOT EXISTS audit (
     kind TEXT NOT NULL,
     equipment TEXT NOT NULL,
     protocol TEXT NOT NULL,
+    target TEXT NOT NULL,
     value REAL,
     value_text TEXT NOT NULL,
     step TEXT NOT NULL,
@@ -43,7 +45,7 @@ BEGIN SELECT RAISE(ABORT, 'the control audit log is append-only: DELETE is not a
 """
 
 _COLUMNS = (
-    "ts_ns", "user", "role", "command", "kind", "equipment", "protocol", "value", "value_text", "step",
+    "ts_ns", "user", "role", "command", "kind", "equipment", "protocol", "target", "value", "value_text", "step",
     "decision", "rule", "reason", "answer", "round_trip_ms",
 )
 
@@ -68,6 +70,7 @@ class AuditEntry:
     reason: str
     answer: str | None = None
     round_trip_ms: float | None = None
+    target: str = ""  # what was written: topic and metric, node id, or register
 
 
 class AuditLog:

@@ -547,8 +547,8 @@ class CommandService:
         return self.audit.append(AuditEntry(
             ts_ns=time.time_ns(), user=user.name, role=user.role.value, command=command,
             kind=spec.kind if spec else "", equipment=spec.equipment if spec else "",
-            protocol=r.protocol if r else "", value=value, value_text=text, step=step, decision=decision,
-            rule=rule, reason=reason, answer=answer, round_trip_ms=round_trip_ms,
+            protocol=r.protocol if r else "", target=r.target if r else "", value=value, value_text=text,
+            step=step, decision=decision, rule=rule, reason=reason, answer=answer, round_trip_ms=round_trip_ms,
         ))
 
 

@@ -35,16 +35,20 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Spar
         cnc = SparkplugCnc("127.0.0.1", broker.port)
         platform = Platform(parse_plant_config(plant_yaml(broker.port, field)),
                             data_dir=tmp_path_factory.mktemp("page") / "data")
+        platform.start()  # here, not in the server's lifespan: a loaded machine may take longer than its wait
+        server = ApiServer(create_app(platform, manage_lifecycle=False))
         try:
-            with ApiServer(create_app(platform)) as server:
-                cnc.start()
-                try:
-                    wait_for(lambda: all(c["ready"] for c in platform.service("control").describe()),  # type: ignore[attr-defined]
-                             30)
-                    yield server.url, cnc, field
-                finally:
-                    cnc.stop()
+            server.start(timeout=60)
+            cnc.start()
+            try:
+                wait_for(lambda: all(c["ready"] for c in platform.service("control").describe()),  # type: ignore[attr-defined]
+                         30)
+                yield server.url, cnc, field
+            finally:
+                cnc.stop()
         finally:
+            server.stop()
+            platform.stop()
             field.stop()
 
 

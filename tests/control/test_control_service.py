@@ -87,6 +87,7 @@ def test_operator_without_the_role_is_refused_and_audited(plant: Plant) -> None:
     row = audit_row(plant, out.audit_id)
     assert row["user"] == "olga" and row["decision"] == "refused" and row["rule"] == "role"
     assert row["equipment"] == "plant/shop/line1/press" and row["value"] == 120.0
+    assert str(row["target"]).startswith("modbus 127.0.0.1:") and str(row["target"]).endswith("holding 0")
     viewer = plant.service.request(VIEWER, "robot-mode", 1)  # below operator: no command at all
     assert viewer.rule == "role" and "needs role operator" in viewer.reason
 
@@ -238,7 +239,8 @@ def test_api_statuses_bodies_and_roles(plant: Plant) -> None:
     for name, role in (("vic", "viewer"), ("otto", "operator"), ("emma", "engineer")):
         users.add_user(name, "correct-horse-1", role)
         tokens[name] = users.create_token(name)[0]
-    with ApiServer(create_app(plant.platform, manage_lifecycle=False)) as server:
+    server = ApiServer(create_app(plant.platform, manage_lifecycle=False)).start(timeout=60)
+    try:
 
         def call(user: str | None, method: str, path: str, body: object = None) -> httpx.Response:
             headers = {"Authorization": f"Bearer {tokens[user]}"} if user else {}
@@ -276,3 +278,5 @@ def test_api_statuses_bodies_and_roles(plant: Plant) -> None:
         assert [(r["user"], r["decision"]) for r in audit.json()] == [
             ("emma", "executed"), ("emma", "refused"), ("emma", "confirm_required")]
         assert call(None, "GET", "/audit").status_code == 401
+    finally:
+        server.stop()

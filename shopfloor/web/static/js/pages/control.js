@@ -136,7 +136,7 @@ export function mount(el) {
   function renderAudit(rows) {
     auditEl.innerHTML = rows.length ? rows.map((r) => html`<tr data-testid="audit-row" data-decision="${r.decision}" data-command="${r.command}">
       <td class="num nowrap">${dateTime(r.ts_ns / 1e6)}</td><td>${r.user} <span class="faint small">${r.role}</span></td>
-      <td>${r.command}</td><td>${r.value_text}</td><td>${r.step}</td>
+      <td title="${r.target}">${r.command}</td><td>${r.value_text}</td><td>${r.step}</td>
       <td><span class="decision d-${r.decision}">${DECISION_LABELS[r.decision] ?? r.decision}</span>${r.rule ? html`<div class="faint small mono">${r.rule}</div>` : ""}</td>
       <td class="small">${r.answer ?? r.reason}</td>
       <td class="r num">${r.round_trip_ms != null ? `${number(r.round_trip_ms)} ms` : ""}</td></tr>`.html).join("")
