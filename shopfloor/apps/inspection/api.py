@@ -60,6 +60,14 @@ def _row(service: InspectionService, inspection_id: int) -> dict[str, Any]:
     return row
 
 
+def _image_row(service: InspectionService, inspection_id: int) -> dict[str, Any]:
+    row = _row(service, inspection_id)
+    if not row["image_file"]:
+        raise HTTPException(410, f"the image of inspection {inspection_id} was removed by retention (the verdict "
+                                 "is kept)")
+    return row
+
+
 # ---------------------------------------------------------------------------------------------------- upload
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -172,8 +180,8 @@ def one(inspection_id: int, service: ServiceDep) -> dict[str, Any]:
 
 @router.get("/inspections/{inspection_id}/image")
 def image(inspection_id: int, service: ServiceDep) -> Response:
-    """The image as it arrived."""
-    row = _row(service, inspection_id)
+    """The image as it arrived (410 once removed by retention)."""
+    row = _image_row(service, inspection_id)
     path = service.store.path(row["image_file"])
     return Response(path.read_bytes(), media_type=_MEDIA.get(path.suffix.lstrip("."), "application/octet-stream"))
 
@@ -181,7 +189,7 @@ def image(inspection_id: int, service: ServiceDep) -> Response:
 @router.get("/inspections/{inspection_id}/overlay")
 def overlay(inspection_id: int, service: ServiceDep) -> Response:
     """The image with the heat map (red, where above the normal cells' 99.5th percentile) and the boxes, PNG."""
-    row = _row(service, inspection_id)
+    row = _image_row(service, inspection_id)
     data = service.store.path(row["image_file"]).read_bytes()
     pixels = decode(data, row["image_file"], service.config.image_size, 1 << 30)
     heat = np.load(service.store.path(row["heat_file"])) if row["heat_file"] else None

@@ -34,6 +34,9 @@ class InspectionConfig(BaseModel):
         default=0.8, ge=0.5, le=1.0, description="Verdicts less confident than this go to the review queue.")
     rate_window: int = Field(default=50, ge=1, description="Parts the defect_rate tag is taken over.")
     store_dir: str | None = Field(default=None, description="Images and the record; default <data_dir>/inspection.")
+    retention_days: float | None = Field(
+        default=None, gt=0, description="Delete image files (and quarantined payloads) older than this, checked "
+        "hourly; verdicts, reviews and labelled images stay. None: keep everything.")
     max_queue: int = Field(default=64, ge=1, description="Images waiting for the model; beyond, the oldest waits in "
                            "the broker (the MQTT thread blocks).")
     mes_retry_s: float = Field(default=10.0, ge=0, description="How long to retry an MES record of an unknown "

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy.exc import SQLAlchemyError
 
 from shopfloor.apps import artifacts
 from shopfloor.apps.inspection.config import InspectionConfig
@@ -106,6 +107,7 @@ class InspectionService:
         self._recent: deque[bool] = deque(maxlen=50)
         self._totals = {"inspected": 0, "rejected": 0}
         self._tag_paths: list[str] = []
+        self._next_purge = 0.0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -250,6 +252,7 @@ class InspectionService:
                 message = self._inbox.get(timeout=0.2)
             except queue.Empty:
                 self._retry_mes()
+                self._retention()
                 continue
             while not self._ready.wait(0.2) and self.state != "failed":
                 if self._stop.is_set():
@@ -261,6 +264,22 @@ class InspectionService:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("inspection: message on %s failed", message.topic)
             self._retry_mes()
+
+    def _retention(self) -> None:
+        """Hourly, when idle: the image files older than ``retention_days`` go (store.purge_files)."""
+        days = self.config.retention_days
+        if days is None or time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + 3600.0
+        try:
+            removed = self.store.purge_files(time.time_ns() - int(days * 86_400e9))
+        except (OSError, SQLAlchemyError) as exc:
+            self.last_error = f"retention: {exc}"
+            log.warning("inspection: retention failed: %s", exc)
+            return
+        self.counts["files removed by retention"] += removed
+        if removed:
+            log.info("inspection: retention removed %d files older than %s days", removed, days)
 
     def _handle_message(self, m: _Message) -> None:
         self.counts["mqtt messages"] += 1
@@ -442,6 +461,9 @@ class InspectionService:
             raise InspectionError("the label must be 1-64 characters: 'ok' or the defect class")
         from shopfloor.apps.inspection.station import decode as decode_image
 
+        if not row["image_file"]:
+            raise InspectionError(f"the image of inspection {inspection_id} was removed by retention: "
+                                  "nothing left to label")
         data = store.path(row["image_file"]).read_bytes()
         pixels = decode_image(data, row["image_file"], self.config.image_size, 1 << 30)
         updated = store.review(inspection_id, label, who, time.time_ns(), note, pixels)

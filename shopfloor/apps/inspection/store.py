@@ -278,6 +278,31 @@ class InspectionStore:
     def path(self, rel: str) -> Path:
         return self.root / rel
 
+    def purge_files(self, before_ns: int) -> int:
+        """Retention: delete the image and heat-map files of inspections received before ``before_ns`` and the
+        quarantined payloads kept before it; the rows (verdicts, reasons) stay, with the file names emptied.
+        Labelled images stay too: they are the data for retraining. Returns the files deleted."""
+        removed = 0
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(inspection.c.id, inspection.c.image_file, inspection.c.heat_file).where(
+                inspection.c.received_ns < before_ns, inspection.c.image_file != "")).all()
+            bad = conn.execute(select(rejected_image.c.id, rejected_image.c.file).where(
+                rejected_image.c.received_ns < before_ns, rejected_image.c.file != "")).all()
+        for _id, *files in [*rows, *bad]:
+            for rel in files:
+                if rel:
+                    path = self.root / rel
+                    if path.is_file():
+                        path.unlink()
+                        removed += 1
+        with self._lock, self.engine.begin() as conn:
+            if rows:
+                conn.execute(update(inspection).where(inspection.c.id.in_([r[0] for r in rows]))
+                             .values(image_file="", heat_file=None))
+            if bad:
+                conn.execute(update(rejected_image).where(rejected_image.c.id.in_([r[0] for r in bad])).values(file=""))
+        return removed
+
 
 def _row(row: RowMapping) -> dict[str, Any]:
     out = dict(row)

@@ -130,3 +130,26 @@ def test_the_camera_replays_a_directory_in_name_order(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no images"):
         InspectionCamera(1, image_dir=tmp_path / "empty")
+
+
+def test_retention_removes_old_image_files_and_keeps_verdicts_and_labels(tmp_path: Path) -> None:
+    from shopfloor.apps.inspection.store import InspectionStore, NewInspection
+
+    store = InspectionStore(tmp_path)
+    verdict = {"verdict": "fail", "defect_class": "anomaly", "confidence": 0.7, "score": 30.0, "threshold": 23.0,
+               "boxes": [], "inference_ms": 90.0}
+    image = png()
+    ids = [store.add(NewInspection(f"SN-{t}", "cam", "mqtt", t, t, image, "png", np.zeros((25, 25)), verdict,
+                                   "pending", 1)) for t in (1_000, 2_000)]
+    store.review(ids[0], "ok", "otto", 1_500, None, decode(image, "t", SIZE, 10**6))
+    store.reject("mqtt", "topic", "SN-X", "truncated", b"\x89PNG cut", 1_200)
+    store.reject("mqtt", "topic", "SN-Y", "truncated", b"\x89PNG cut", 2_200)
+    assert store.purge_files(before_ns=1_800) == 3  # SN-1000's image and heat map, SN-X's payload
+    old, new = store.get(ids[0]), store.get(ids[1])
+    assert old is not None and new is not None
+    assert old["image_file"] == "" and old["heat_file"] is None and old["verdict"] == "fail" and old["label"] == "ok"
+    assert (tmp_path / new["image_file"]).read_bytes() == image
+    assert len(list((tmp_path / "labelled" / "ok").glob("*.png"))) == 1  # training data stays
+    assert [r["file"] == "" for r in store.rejected()] == [False, True]
+    assert store.purge_files(before_ns=1_800) == 0
+    store.close()
