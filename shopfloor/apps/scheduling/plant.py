@@ -107,7 +107,8 @@ class PlantPlanner:
     # ---------------------------------------------------------------- orders -> jobs
 
     def job_of(self, order: WorkOrder, release: int) -> Job:
-        """The order's job: its product's routing, durations = quantity x time per unit (whole seconds)."""
+        """The order's job: its product's routing, durations = quantity x time per unit (whole seconds). A rush
+        order is due at its release, so that its priority weighs every second until it is done."""
         routing = self.routings.get(order.product)
         if routing is not None:
             steps = [step.seconds_per_unit for step in routing.steps]
@@ -119,6 +120,8 @@ class PlantPlanner:
             for step in steps
         ]
         due = self.seconds(order.due_ms) if order.due_ms is not None else None
+        if self.is_rush(order):  # as soon as possible: every second late weighs its priority
+            due = release
         return Job(id=order.number, operations=operations, release=release, due=due, weight=order.priority)
 
     def is_rush(self, order: WorkOrder) -> bool:

@@ -471,7 +471,7 @@ class PlantScheduler:
                           "down_since_ms": down_since.get(m.id)} for m in self.config.machines],
             "operations": rows, "downtime": downtime,
             "orders": [self._order_row(o, plan, ms) for o in orders],
-            "kpis": plant_kpis(plan, ms, now, [m.id for m in self.config.machines]),
+            "kpis": plant_kpis(plan, ms, now, [m.id for m in self.config.machines], product),
             "events": events,
             "actual": self.actual.view(now - ACTUAL_HISTORY_S * 1000, now),
         }
@@ -493,8 +493,10 @@ def _plan_header(plan: Plan | None, ms: Callable[[int], int]) -> dict[str, Any] 
     return {"version": plan.version, "created_ms": plan.created_ms, "trigger": plan.trigger}
 
 
-def plant_kpis(plan: Plan | None, ms: Callable[[int], int], now_ms: int, machines: list[str]) -> dict[str, Any]:
-    """From now on: when the plan ends, weighted tardiness and late orders, and each machine's planned load."""
+def plant_kpis(plan: Plan | None, ms: Callable[[int], int], now_ms: int, machines: list[str],
+               orders: dict[str, WorkOrder]) -> dict[str, Any]:
+    """From now on: when the plan ends, weighted tardiness and late orders against the orders' own due dates
+    (a rush order is planned as due at once), and each machine's planned load."""
     if plan is None:
         return {"finish_ms": None, "remaining_s": 0, "weighted_tardiness_s": 0.0, "tardy_orders": 0,
                 "utilisation": {m: 0.0 for m in machines}}
@@ -510,10 +512,11 @@ def plant_kpis(plan: Plan | None, ms: Callable[[int], int], now_ms: int, machine
     tardiness = 0.0
     tardy = 0
     for job in plan.problem.jobs:
-        if job.due is None or job.id not in end:
+        order = orders.get(job.id)
+        if order is None or order.due_ms is None or job.id not in end:
             continue
-        late = max(0, (end[job.id] - ms(job.due)) // 1000)
-        tardiness += job.weight * late
+        late = max(0, (end[job.id] - order.due_ms) // 1000)
+        tardiness += order.priority * late
         tardy += late > 0
     return {"finish_ms": finish, "remaining_s": max(0, (finish - now_ms) // 1000),
             "weighted_tardiness_s": round(tardiness, 1), "tardy_orders": tardy,

@@ -137,7 +137,7 @@ def test_a_rush_order_is_inserted_by_a_repair_and_goes_first() -> None:
     p = planner()
     p.add_orders(orders(6, due_s=20_000), at(0))
     now_s = 120
-    rush = WorkOrder("WO-RUSH", "SHAFT", 2, at(now_s + 600), 10.0, at(now_s))
+    rush = WorkOrder("WO-RUSH", "SHAFT", 2, at(now_s + 20_000), 10.0, at(now_s))  # due late, yet urgent
     assert p.is_rush(rush)
     assert p.rush_order(rush, at(now_s))
     assert_plan_valid(p)
@@ -146,7 +146,11 @@ def test_a_rush_order_is_inserted_by_a_repair_and_goes_first() -> None:
     assert p.plan is not None
     rush_ops = sorted((o for o in p.plan.schedule.operations if o.job == "WO-RUSH"), key=lambda o: o.index)
     assert len(rush_ops) == 2 and rush_ops[0].start >= now_s
-    assert rush_ops[-1].end <= now_s + 600  # two parts, well inside its due date
+    for rush_op in rush_ops:  # at the front of the queue of the machine it went to
+        waiting = [o for o in p.plan.schedule.operations if o.machine == rush_op.machine and o.job != "WO-RUSH"
+                   and o.start >= now_s]
+        assert all(rush_op.start <= o.start for o in waiting) or rush_op.index == 1
+    assert p.plan.problem.jobs[-1].due == now_s  # planned as due at once
     assert not p.rush_order(rush, at(now_s + 1))  # known already
 
 
