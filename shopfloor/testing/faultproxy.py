@@ -7,6 +7,9 @@ same kind of machine, so the faults are made here, on the byte stream (docs/driv
 
 What each fault does, per direction, to each chunk the proxy reads:
 
+Faults apply both ways unless ``set_faults(..., direction="up" | "down")`` sets one direction (up:
+from the client to the server).
+
 * ``delay_s`` and ``jitter_s``: the chunk is forwarded ``delay + uniform(-jitter, +jitter)`` after it was
   read (never below zero). TCP delivers in order, so a chunk never overtakes the one before it.
 * ``loss``: with this probability a chunk is "lost" and, as TCP would, retransmitted after
@@ -62,7 +65,7 @@ class FaultProxy:
                  faults: LinkFaults | None = None, seed: int | None = None) -> None:
         self.target = (target_host, target_port)
         self.port = port or free_port()
-        self.faults = faults or LinkFaults()
+        self.faults_up = self.faults_down = faults or LinkFaults()  # up: client -> server, down: server -> client
         self.cut_at: float | None = None
         self.connections = 0
         self.bytes_forwarded = 0
@@ -78,9 +81,12 @@ class FaultProxy:
 
     # ------------------------------------------------------------------ control (any thread)
 
-    def set_faults(self, faults: LinkFaults) -> None:
-        """Change delay/jitter/loss; applies to chunks read from now on."""
-        self.faults = faults
+    def set_faults(self, faults: LinkFaults, direction: Literal["both", "up", "down"] = "both") -> None:
+        """Change delay/jitter/loss (up: client to server, down: server to client); applies to chunks read from now."""
+        if direction in ("both", "up"):
+            self.faults_up = faults
+        if direction in ("both", "down"):
+            self.faults_down = faults
 
     def cut(self, *, close: bool = False) -> float:
         """Stop forwarding now (both ways); with close, also close every connection. Returns the cut time."""
@@ -167,7 +173,8 @@ class FaultProxy:
             return
         self.connections += 1
         self._writers.update((writer, up_writer))
-        tasks = [asyncio.create_task(self._pipe(reader, up_writer)), asyncio.create_task(self._pipe(up_reader, writer))]
+        tasks = [asyncio.create_task(self._pipe(reader, up_writer, "up")),
+                 asyncio.create_task(self._pipe(up_reader, writer, "down"))]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:  # the proxy stops: close quietly
@@ -180,7 +187,7 @@ class FaultProxy:
                 with contextlib.suppress(Exception):
                     w.transport.abort()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, direction: str) -> None:
         """Read chunks, stamp each with its due time, and forward them in order from a queue."""
         queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
         sender = asyncio.create_task(self._send(queue, writer))
@@ -192,7 +199,7 @@ class FaultProxy:
                     break
                 if self._cut:
                     continue
-                f = self.faults
+                f = self.faults_up if direction == "up" else self.faults_down
                 now = time.monotonic()
                 due = now + max(0.0, f.delay_s + (self._rng.uniform(-f.jitter_s, f.jitter_s) if f.jitter_s else 0.0))
                 if f.loss and self._rng.random() < f.loss:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +27,26 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 OUTPUT = Path(os.environ.get("SHOPFLOOR_TEST_OUTPUT", Path(__file__).parents[2] / "test-output")) / "web"
 
+# The deadman at settings a busy test machine does not trip by accident (the link tests time it).
+SPEC = replace(TEST_SPEC, heartbeat_timeout_s=1.0, latency_budget_s=0.8)
+
 
 @pytest.fixture
 def served(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[tuple[str, VehicleDevice]]:
     data: dict[str, Any] = {"site": {"name": "plant", "description": "Mine", "areas": []}}
-    loco = LocomotiveExtension(spec=TEST_SPEC)
+    loco = LocomotiveExtension(spec=SPEC)
     loco.extend_plant(data)
     platform = Platform(PlantConfig.model_validate(data), data_dir=tmp_path / "data", broker_url=mosquitto.url)
-    with ApiServer(create_app(platform)) as server:
+    platform.start(connect_timeout=60)  # generous: a busy machine
+    server = ApiServer(create_app(platform, manage_lifecycle=False)).start(timeout=60)
+    try:
         loco.start(Broker("127.0.0.1", mosquitto.port))
-        try:
-            assert loco.device is not None
-            yield server.url, loco.device
-        finally:
-            loco.stop()
+        assert loco.device is not None
+        yield server.url, loco.device
+    finally:
+        loco.stop()
+        server.stop()
+        platform.stop()
 
 
 def test_drive_page_camera_round_trip_and_hold_to_drive(served: tuple[str, VehicleDevice]) -> None:

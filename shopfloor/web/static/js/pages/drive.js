@@ -135,8 +135,10 @@ export function mount(el, route) {
   function heartbeat() {
     // the console's own deadman: the page hidden (losing the focus releases too, see onBlur)
     if (document.visibilityState !== "visible") return stopHeartbeats(true);
-    if (lastEcho && performance.now() - lastEcho > vehicle.timeout_ms + vehicle.heartbeat_ms) {
+    if (performance.now() - lastEcho > vehicle.timeout_ms + vehicle.heartbeat_ms) {
+      // no echo: the operator may be watching a frozen picture; stop, as the vehicle will
       $("drive-link-note").textContent = "no echo from the vehicle: link lost";
+      return stopHeartbeats(true);
     }
     send({ type: "hb", t: performance.now() });
   }
@@ -144,6 +146,8 @@ export function mount(el, route) {
   function startDriving(direction) {
     if (!vehicle || holding || needRelease || !ws || ws.readyState !== WebSocket.OPEN) return;
     holding = direction;
+    lastEcho = performance.now(); // the first echo has a timeout's grace
+    $("drive-link-note").textContent = "";
     el.querySelector(direction > 0 ? "#drive-fwd" : "#drive-rev").classList.add("held");
     heartbeat(); // a fresh heartbeat first: the vehicle takes a drive command only after one
     hbTimer = setInterval(heartbeat, vehicle.heartbeat_ms);
