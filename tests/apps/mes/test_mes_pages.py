@@ -24,6 +24,7 @@ from shopfloor.apps.mes.ingest import Recorder, ensure_master_data
 from shopfloor.apps.mes.service import Mes
 from shopfloor.sim.factory import VirtualFactory
 from shopfloor.sim.production import ProductionExtension, mes_section
+from shopfloor.testing.processes import interrupt
 from shopfloor.testing.waiting import wait_for
 from tests.web.conftest import OUTPUT, SEED, Demo, browser, seed_history
 
@@ -47,13 +48,34 @@ def seed_mes(data_dir: Path, minutes: int = 20) -> int:
     return len(events)
 
 
+# amqtt (the demo's embedded broker) iterates its subscriptions across an await when a client connects
+# (amqtt/broker.py, "for topic in self._subscriptions: await ..."): a client subscribing to a new topic at that
+# moment makes it raise "dictionary changed size during iteration", which asyncio logs with a traceback and the
+# client reconnects. The demo has a dozen clients starting together, so it happens now and then; it is the
+# broker's bug, not the pages', so only that traceback is let through here.
+AMQTT_RACE = re.compile(
+    r"ERROR +asyncio: Unhandled exception in client_connected_cb\n(?:(?!\n\d{4}-\d\d-\d\d ).)*?"  # one log record
+    r"\nRuntimeError: dictionary changed size during iteration\n", re.S,
+)
+
+
+class MesDemo(Demo):
+    def stop(self) -> None:
+        if self.proc is not None:
+            code, out = interrupt(self.proc)
+            self.output.append(out)
+            self.proc = None
+            assert code == 0, out
+            assert "Traceback" not in AMQTT_RACE.sub("", out), out
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     data_dir = tmp_path_factory.mktemp("mes-demo") / "data"
     data_dir.mkdir()
     seed_history(data_dir)
     assert seed_mes(data_dir) > 100
-    d = Demo(data_dir)
+    d = MesDemo(data_dir)
     d.start(timeout=120)
     try:
         yield d
