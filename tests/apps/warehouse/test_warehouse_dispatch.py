@@ -19,6 +19,8 @@ from shopfloor.apps.warehouse.inventory import Inventory, TaskStatus, open_wareh
 from shopfloor.apps.warehouse.mapf import GridGraph, check_solution
 from shopfloor.sim.agv import MANUFACTURER, SimAgv, warehouse_section
 
+pytestmark = pytest.mark.timeout(600)  # the first plan compiles the solver on a cold numba cache (a minute or two)
+
 DT = 0.1
 
 
