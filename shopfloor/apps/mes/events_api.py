@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from shopfloor.api.deps import PlatformDep
 from shopfloor.api.responses import FastJSONResponse
@@ -52,7 +53,10 @@ async def post_events(request: Request, platform: PlatformDep) -> Any:
         raise HTTPException(413, f"at most {MAX_BODY} bytes of events per request")
     from starlette.concurrency import run_in_threadpool
 
-    out = await run_in_threadpool(service.submit, body)
+    try:
+        out = await run_in_threadpool(service.submit, body)
+    except SQLAlchemyError as exc:
+        raise HTTPException(503, f"the MES database cannot be written now ({exc}); send the events again") from None
     result = {"recorded": out.recorded, "duplicates": out.duplicates, "rejected": out.rejected}
     if out.rejected:
         raise HTTPException(422, result)

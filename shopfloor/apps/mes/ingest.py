@@ -441,9 +441,10 @@ class MesService:
                 self._seal_if_due()
                 continue
             delay = 0.2
+            retry = False
             while True:
                 try:
-                    self._handle(m.payload, self.config.topic)
+                    self._handle(m.payload, self.config.topic, retry=retry)
                     break
                 except SQLAlchemyError as exc:  # the database, not the event: retry, unacknowledged
                     self.counts["retries"] += 1
@@ -452,6 +453,7 @@ class MesService:
                     if self._stop.wait(delay):
                         return  # not acknowledged: the broker delivers it again after the restart
                     delay = min(delay * 2, self._retry_max_s)
+                    retry = True
             client = self._client
             if client is not None and m.qos > 0:
                 client.ack(m.mid, m.qos)
@@ -464,12 +466,13 @@ class MesService:
             self.mes.log.seal()
         self._last_seal = time.monotonic()
 
-    def _handle(self, payload: bytes, topic: str) -> Outcome:
+    def _handle(self, payload: bytes, topic: str, *, retry: bool = False) -> Outcome:
         out = Outcome()
         recorder = self.recorder
         if recorder is None:
             raise NotReady("the MES recorder is not running")
-        self.counts["messages"] += 1
+        if not retry:
+            self.counts["messages"] += 1
         try:
             raws = split_message(payload)
         except Rejected as exc:
@@ -484,6 +487,15 @@ class MesService:
                     fresh = recorder.record(ev)
                 except Rejected as exc:
                     self._dead(topic, where + str(exc), orjson.dumps(raw), out, i)
+                    continue
+                except SQLAlchemyError as exc:
+                    if not isinstance(exc, IntegrityError):
+                        raise  # the database, not the event: the caller retries
+                    self._dead(topic, f"{where}the database refused it ({exc.orig})", orjson.dumps(raw), out, i)
+                    continue
+                except Exception as exc:  # a bug must not stop the recorder: the event is kept for inspection
+                    log.exception("MES recorder: cannot record %r", raw)
+                    self._dead(topic, f"{where}recorder error: {exc!r}", orjson.dumps(raw), out, i)
                     continue
                 if fresh:
                     out.recorded += 1

@@ -13,6 +13,7 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy.exc import OperationalError
 
 from shopfloor.api import create_app
 from shopfloor.apps.mes import genealogy
@@ -239,3 +240,36 @@ def test_posting_events_needs_an_operator(mosquitto: Mosquitto, tmp_path: Path) 
         assert http.get("/api/mes/serials", headers=viewer).status_code == 200
         ok = http.post("/api/mes/events", content=event, headers=operator)
         assert ok.status_code == 200 and ok.json()["recorded"] == 1
+
+
+def test_database_failure_is_retried_and_a_bug_is_dead_lettered(
+    plant: tuple[Platform, Mosquitto, httpx.Client], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform, broker, _ = plant
+    service = _service(platform)
+    assert service.recorder is not None
+    record = service.recorder.record
+    calls: list[str] = []
+
+    def flaky(ev: Any) -> bool:
+        calls.append(ev.kind)
+        if len(calls) <= 2:  # the database is locked twice: the message waits, unacknowledged, and is retried
+            raise OperationalError("INSERT ...", {}, Exception("database is locked"))
+        if ev.kind == "logoff":
+            raise ValueError("a bug")
+        return record(ev)
+
+    monkeypatch.setattr(service.recorder, "record", flaky)
+    before = dict(service.counts)
+    t = T + 7_200_000
+    _publish(broker, [orjson.dumps([
+        {"kind": "logon", "equipment": CNC1, "operator": "rita", "ts_ms": t},
+        {"kind": "logoff", "equipment": CNC1, "operator": "rita", "ts_ms": t + 1000},
+    ])])
+    wait_for(lambda: service.counts["rejected"] == before["rejected"] + 1, timeout=30)
+    assert service.counts["retries"] == before.get("retries", 0) + 2 and len(calls) == 4  # 2 failed, then both
+    assert service.counts["messages"] == before["messages"] + 1
+    assert service.counts["recorded"] == before["recorded"] + 1  # the log-on, once
+    reason = platform.dead_letters.list(source="mes", limit=1)[0].reason
+    assert reason == "event 2 of 2: recorder error: ValueError('a bug')"
+    assert service.health()["state"] == "connected"
