@@ -253,13 +253,13 @@ class DriveSession:
             return
         if message.get("type") == "echo" and isinstance(message.get("device_us"), int):
             self._echo = Echo(message["device_us"], time.monotonic())
-        self.loop.call_soon_threadsafe(self._put_message, message)
+        self.loop.call_soon_threadsafe(self.put_message, message)
 
     def _put_frame(self, frame: bytes) -> None:
         self.frame = frame
         self.frame_ready.set()
 
-    def _put_message(self, message: dict[str, Any]) -> None:
+    def put_message(self, message: dict[str, Any]) -> None:
         try:
             self.messages.put_nowait(message)
         except asyncio.QueueFull:
@@ -290,10 +290,10 @@ class DriveSession:
                 await asyncio.to_thread(authorizer.authorize_drive, self.principal, self.vehicle, speed)
             except DriveRefused as refused:
                 self.service.setpoints_refused += 1
-                self._put_message({"type": "refused", "id": command_id, "setpoint": speed, "reason": str(refused)})
+                self.put_message({"type": "refused", "id": command_id, "setpoint": speed, "reason": str(refused)})
                 continue
             if epoch != self._epoch:
-                self._put_message({"type": "refused", "id": command_id, "setpoint": speed,
+                self.put_message({"type": "refused", "id": command_id, "setpoint": speed,
                                    "reason": "superseded: a stop was sent while it was checked"})
                 continue
             self._send_setpoint(speed, command_id)
@@ -510,10 +510,10 @@ async def _receive(websocket: WebSocket, session: DriveSession) -> None:
                 if not math.isfinite(speed):
                     raise ValueError(f"speed must be a finite number, got {speed}")
                 session.request(speed, int(message.get("id", 0)))
-            else:
-                await websocket.send_text(json.dumps({"type": "error", "reason": f"unknown message type {kind!r}"}))
+            else:  # replies go through the session's queue: one task sends on the socket
+                session.put_message({"type": "error", "reason": f"unknown message type {kind!r}"})
         except (ValueError, KeyError, TypeError) as exc:
-            await websocket.send_text(json.dumps({"type": "error", "reason": f"bad message: {exc}"}))
+            session.put_message({"type": "error", "reason": f"bad message: {exc}"})
 
 
 async def _forward(websocket: WebSocket, session: DriveSession) -> None:

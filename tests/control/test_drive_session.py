@@ -152,6 +152,11 @@ def test_an_operator_drives_sees_the_camera_and_round_trips_and_the_deadman_stop
             assert console.frames[-1][:2] == b"\xff\xd8"  # JPEG
             assert "is being driven by otto" in refusal(lambda: running.ws("olga"))  # one driver per vehicle
 
+            ws.send("{not json")  # bad input is answered, and the session goes on
+            assert "bad message" in wait_for(lambda: console.last("error"), 10)["reason"]
+            ws.send(json.dumps({"type": "fly"}))
+            wait_for(lambda: "unknown message type" in (console.last("error") or {}).get("reason", ""), 10)
+
             console.holding.set()
             wait_for(lambda: len(console.rtts) >= 3, 10)
             ws.send(json.dumps({"type": "drive", "speed": 0.5, "id": 7}))
