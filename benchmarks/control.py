@@ -85,7 +85,7 @@ def round_trip(args: argparse.Namespace) -> tuple[dict[str, Any], Table]:
         cnc.start()
         try:
             deadline = time.monotonic() + 30
-            while not all(c["ready"] for c in service.describe()):
+            while not all(c["ready"] for c in service.describe() if c["name"] in CASES):
                 if time.monotonic() > deadline:
                     raise RuntimeError("the devices' values did not arrive")
                 time.sleep(0.1)

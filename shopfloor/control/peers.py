@@ -206,6 +206,14 @@ control:
       kind: setpoint
       send: {{protocol: sparkplug, metric: feed_override}}
       value: {{type: float, min: 50, max: 120, unit: "%"}}
+    - name: cnc-feed-fresh
+      description: The feed override, with an interlock that wants its input at most 0.5 s old
+      equipment: {cnc}
+      kind: setpoint
+      send: {{protocol: sparkplug, metric: feed_override}}
+      value: {{type: float, min: 50, max: 120, unit: "%"}}
+      interlocks:
+        - {{name: guard-seen-lately, expression: "guard_closed == 1", max_age_s: 0.5}}
     - name: press-pressure
       equipment: plant/shop/line1/press
       kind: setpoint

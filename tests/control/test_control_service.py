@@ -143,6 +143,19 @@ def test_sparkplug_dcmd_reaches_the_device_and_its_report_is_the_answer(plant: P
     assert stopped.decision == "executed" and plant.cnc.values["state"] == 1.0
 
 
+def test_an_interlock_input_older_than_its_max_age_is_unknown(plant: Plant) -> None:
+    def state() -> str:
+        lock = next(c for c in plant.service.describe() if c["name"] == "cnc-feed-fresh")["interlocks"][0]
+        return str(lock["state"])
+
+    wait_for(lambda: state() == "unknown")  # the guard was last reported over 0.5 s ago
+    out = plant.service.request(OPERATOR, "cnc-feed-fresh", 70)
+    assert out.rule == "interlock:guard-seen-lately"
+    assert out.reason.startswith("interlock guard-seen-lately: guard_closed == 1 value unknown or stale: "
+                                 "plant/shop/line1/cnc/guard_closed stale (")
+    assert out.reason.endswith("s old, at most 0.5 s)")
+
+
 def test_link_loss_makes_interlocks_unknown_and_commands_time_out(plant: Plant) -> None:
     plant.cnc.stop()  # DDEATH/NDEATH: the platform marks the CNC's values bad
     r = plant.service._commands["cnc-feed"]
