@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -19,6 +20,21 @@ from shopfloor.connectors.mqtt.acl import BrokerAccess
 from shopfloor.core.errors import NotReady
 
 log = logging.getLogger(__name__)
+
+
+class _SnapshotSubscriptions(dict[str, Any]):
+    """amqtt's subscription table, iterated over a snapshot.
+
+    amqtt 0.12.1 loops over the table across awaits (retained messages when a client connects, every
+    broadcast); a client subscribing meanwhile raised "dictionary changed size during iteration" and cut
+    the connecting client off. The demo connects a dozen clients at once, so it happened there.
+    """
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(super().keys()))
+
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+        return list(super().items())
 
 
 class EmbeddedBroker:
@@ -65,6 +81,7 @@ class EmbeddedBroker:
 
         async def boot() -> None:
             broker = Broker(config)
+            broker._subscriptions = _SnapshotSubscriptions()  # see the class
             await broker.start()
             self._broker = broker
 
