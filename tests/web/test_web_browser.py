@@ -175,7 +175,7 @@ def test_overview_shows_the_simulated_line_and_values_change_live(page: Watched,
     equipment = httpx.get(f"{demo.url}/api/assets").json()
     expected = sum(1 for _ in _equipment(equipment))
     expect(p.get_by_test_id("equipment-card")).to_have_count(expected)
-    assert expected == 11
+    assert expected >= 11  # the line's 11 machines and meters, and what the demo's apps add beside them
     tree = p.get_by_role("complementary", name="Asset tree")
     for name in ("virtual-factory", "machining", "line1", "cell1", "cnc1", "robot1", "press1", "conveyor1"):
         expect(tree.get_by_text(name, exact=True)).to_be_visible()
@@ -250,15 +250,18 @@ def test_equipment_trend_loads_the_last_hour_and_zoom_asks_for_finer_buckets(pag
 def test_tag_browser_searches_and_filters(page: Watched, demo: Demo) -> None:
     p = page.page
     p.goto(f"{demo.url}/#/tags")
+    tags = httpx.get(f"{demo.url}/api/tags").json()
     rows = p.get_by_test_id("tag-row")
-    expect(rows).to_have_count(70)
+    expect(rows).to_have_count(len(tags))
     p.get_by_role("searchbox", name="Search tags").fill("bearing_temp")
-    expect(rows).to_have_count(3)
+    expect(rows).to_have_count(3)  # one per CNC
     p.get_by_role("combobox", name="Unit").select_option("kW")
     expect(rows).to_have_count(0)
     expect(p.get_by_text("No tag matches these filters.")).to_be_visible()
     p.get_by_role("searchbox", name="Search tags").fill("")
-    expect(rows).to_have_count(8)  # 3 spindle power and 5 meter active power tags
+    in_kw = [t for t in tags if t["unit"] == "kW"]
+    assert len(in_kw) >= 8  # 3 spindle power and 5 meter active power tags at least
+    expect(rows).to_have_count(len(in_kw))
     p.get_by_role("combobox", name="Asset").select_option(CNC1)
     expect(rows).to_have_count(1)
     p.get_by_role("combobox", name="Quality").select_option("good")
@@ -282,8 +285,9 @@ def test_data_health_shows_connectors_gateways_and_dead_letters(page: Watched, d
     p.goto(f"{demo.url}/#/health")
     expect(p.get_by_test_id("platform-status")).to_have_text("ok")
     expect(p.get_by_test_id("connector-row")).to_have_count(3)
-    expect(p.get_by_test_id("gateway-row")).to_contain_text("shopfloor/line1")
-    expect(p.get_by_test_id("gateway-row")).to_contain_text("online")
+    line_gateway = p.get_by_test_id("gateway-row").filter(has_text="shopfloor/line1")
+    expect(line_gateway).to_have_count(1)  # beside it, the demo's locomotive has an edge node of its own
+    expect(line_gateway).to_contain_text("online")
     letter = p.get_by_test_id("deadletter-row").filter(has_text="{not json")
     expect(letter).to_have_count(1, timeout=10_000)
     expect(letter).to_contain_text("shopfloor/json/meter-cnc1")

@@ -37,8 +37,10 @@ async function route() {
   if (current) current.cleanup?.();
   current = null;
   document.querySelectorAll(".tabs a").forEach((a) => {
-    if (a.dataset.page === r.name) a.setAttribute("aria-current", "page");
-    else a.removeAttribute("aria-current");
+    if (a.dataset.page === r.name) {
+      a.setAttribute("aria-current", "page");
+      a.scrollIntoView({ block: "nearest", inline: "nearest" }); // the tabs scroll inside the bar on small screens
+    } else a.removeAttribute("aria-current");
   });
   root.innerHTML = '<div class="empty">Loading…</div>';
   try {
