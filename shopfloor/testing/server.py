@@ -21,7 +21,7 @@ class ApiServer:
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, name="api-server", daemon=True)
 
-    def start(self, timeout: float = 20.0) -> ApiServer:
+    def start(self, timeout: float = 60.0) -> ApiServer:
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
