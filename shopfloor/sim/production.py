@@ -269,7 +269,7 @@ class ProductionLine:
         number = f"WO-{_stamp(ts)}-{c.index + 1}" + (f"-{k}" if k else "")
         c.orders.append((number, qty))
         out.append({"kind": "work_order", "number": number, "product": c.spec.code, "quantity": qty,
-                    "release_ms": ts, "due_ms": ts + int(run_s * 1000) + 3_600_000, "ts_ms": ts})
+                    "equipment": c.path, "release_ms": ts, "due_ms": ts + int(run_s * 1000) + 3_600_000, "ts_ms": ts})
 
     def _next_order(self, c: _Cnc, ts: int, out: list[dict[str, Any]]) -> None:
         done, _ = c.orders.popleft()

@@ -76,7 +76,7 @@ class WarehouseService:
         self._tags_off = config.tags is None
         self.connected = False
         self.counts = {"messages": 0, "dropped": 0, "dead_letters": 0, "material_loads": 0, "consumed": 0,
-                       "not_ours": 0, "replenishment_tasks": 0, "orders_sent": 0}
+                       "not_ours": 0, "replenishment_tasks": 0, "orders_sent": 0, "work_orders_staged": 0}
 
     # ------------------------------------------------------------------ PlatformService
 
@@ -244,11 +244,14 @@ class WarehouseService:
         events = body if isinstance(body, list) else [body]
         errors = []
         for ev in events:
-            if not isinstance(ev, dict) or ev.get("kind") != "material_load":
+            if not isinstance(ev, dict):
                 continue
-            self.counts["material_loads"] += 1
             try:
-                self._material_load(ev)
+                if ev.get("kind") == "material_load":
+                    self.counts["material_loads"] += 1
+                    self._material_load(ev)
+                elif ev.get("kind") == "work_order":
+                    self._work_order(ev)
             except (StockError, DecodeError) as exc:
                 errors.append(str(exc))
         if errors:
@@ -276,9 +279,25 @@ class WarehouseService:
         self.counts["consumed"] += 1
         self._replenish(buffer)
 
-    def _replenish(self, buffer: str) -> None:
+    def _work_order(self, ev: dict[str, Any]) -> None:
+        """A work order released at a machine stages its material: each buffer feeding that machine is filled
+        if it holds less than the order needs (one unit of the buffer's material per part: there is no bill of
+        materials yet). An order that names no machine is left to consumption-driven replenishment."""
+        assert self.inventory is not None
+        equipment, qty = ev.get("equipment"), ev.get("quantity")
+        if not isinstance(equipment, str):
+            return
+        if not isinstance(qty, int | float) or isinstance(qty, bool) or qty <= 0:
+            raise DecodeError(f"work_order at {equipment}: quantity must be a positive number, got {qty!r}")
+        buffers = self.inventory.line_side_of(equipment)
+        if buffers:
+            self.counts["work_orders_staged"] += 1
+        for buffer in buffers:
+            self._replenish(buffer, demand=float(qty))
+
+    def _replenish(self, buffer: str, demand: float | None = None) -> None:
         assert self.inventory is not None and self.dispatcher is not None
-        new = self.inventory.replenish(buffer)
+        new = self.inventory.replenish(buffer, demand=demand)
         if new:
             self.counts["replenishment_tasks"] += len(new)
             self.dispatcher.task_added()

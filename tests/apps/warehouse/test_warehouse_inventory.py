@@ -169,6 +169,18 @@ def test_replenishment_is_triggered_below_min_and_fills_to_max_from_the_oldest_l
     assert low["quantity"] == 7 and low["incoming"] == 1 and low["low"] is False
 
 
+def test_a_released_work_order_stages_its_need_before_the_minimum_is_reached(inv: Inventory) -> None:
+    inv.receive("LS1", "BAR", "LOT-L", 4, "initial", ts_ns=5)
+    assert inv.line_side_of("site/area/line/cell1/cnc1") == ["LS1"]
+    assert inv.line_side_of("site/area/line/cell9/nothing") == []
+    assert inv.replenish("LS1", demand=4) == []  # holds what the order needs
+    assert inv.replenish("LS1", demand=2) == []  # and the minimum (3) still holds
+    tasks = inv.replenish("LS1", demand=6)  # 4 < 6: filled to the maximum 8, as consumption would
+    assert sum(inv.task(t).quantity for t in tasks) == 4
+    assert inv.replenish("LS1", demand=50) == []  # capped at the maximum: 4 + 4 on the way
+    assert {o["kind"] for o in inv.orders()} == {"replenishment"}
+
+
 def test_inbound_and_outbound_orders(inv: Inventory) -> None:
     out = inv.create_inbound("IN-1", "BAR", "LOT-9", 10, "D1", user="op")
     task = inv.task(out["tasks"][0])

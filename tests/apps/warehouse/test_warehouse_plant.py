@@ -137,6 +137,18 @@ def test_consumption_triggers_a_replenishment_that_an_agv_delivers(plant: Plant)
     assert 0 < float(np.asarray(batch.value)[0]) <= 100
 
 
+def test_a_work_order_released_at_a_machine_stages_its_material(plant: Plant) -> None:
+    cnc3 = CNC1.replace("cell1/cnc1", "cell3/cnc3")
+    assert stock(plant, "LS-CNC3") == 3  # at its minimum: consumption alone would not order yet
+    order = {"kind": "work_order", "number": "WO-T-1", "product": "FLANGE", "quantity": 5, "equipment": cnc3,
+             "ts_ms": int(time.time() * 1000)}
+    plant.client.publish(MES_TOPIC, json.dumps(order), qos=1)
+    tasks = wait_for(lambda: [t for t in httpx.get(f"{plant.url}/api/warehouse/tasks", timeout=30).json()
+                              if t["to_location"] == "LS-CNC3"], timeout=30)
+    assert sum(t["quantity"] for t in tasks) == 3  # 3 < the order's 5: filled to the maximum 6
+    assert plant.service.health()["work_orders_staged"] == 1
+
+
 def test_bad_input_is_counted_and_kept(plant: Plant) -> None:
     before = plant.service.health()["dead_letters"]
     plant.client.publish(MES_TOPIC, b"{not json", qos=1)

@@ -236,6 +236,12 @@ class Inventory:
                         "low": loc.min_qty is not None and qty < loc.min_qty})
         return out
 
+    def line_side_of(self, equipment: str) -> list[str]:
+        """The line-side buffers that feed the machine at ``equipment``."""
+        with Session(self.engine) as s:
+            return list(s.scalars(select(Location.code).where(
+                Location.kind == LocationKind.LINE_SIDE, Location.equipment == equipment).order_by(Location.code)))
+
     def line_side_for(self, equipment: str, material: str) -> str | None:
         """The line-side buffer that feeds ``material`` to the machine at ``equipment``, if there is one."""
         with Session(self.engine) as s:
@@ -299,9 +305,13 @@ class Inventory:
             s.flush()
             return {"order": number, "tasks": [t.id for t in tasks]}
 
-    def replenish(self, buffer: str, ts_ns: int | None = None) -> list[int]:
+    def replenish(self, buffer: str, ts_ns: int | None = None, *, demand: float | None = None) -> list[int]:
         """If a line-side buffer's stock plus what is on its way is below its minimum, order it up to its maximum
-        from storage (oldest lots first; as much as storage has). Returns the new task ids."""
+        from storage (oldest lots first; as much as storage has). Returns the new task ids.
+
+        ``demand``: what a work order just released at the buffer's machine will need; the buffer is then
+        filled when it holds less than that (capped at its maximum), before consumption reaches the minimum.
+        """
         ts = ts_ns if ts_ns is not None else time.time_ns()
         with self._lock, Session(self.engine) as s, s.begin():
             loc = self._location(s, buffer)
@@ -311,7 +321,8 @@ class Inventory:
                 Stock.location_id == loc.id, Stock.material_id == loc.material_id)) or 0.0
             incoming = s.scalar(select(func.coalesce(func.sum(Task.quantity), 0.0)).where(
                 Task.to_location_id == loc.id, Task.status.in_(INCOMING))) or 0.0
-            if on_hand + incoming >= loc.min_qty - EPS:
+            level = loc.min_qty if demand is None else max(loc.min_qty, min(float(loc.max_qty or 0.0), demand))
+            if on_hand + incoming >= level - EPS:
                 return []
             need = float(loc.max_qty or loc.min_qty) - on_hand - incoming
             picks = self._fifo_picks(s, loc.material_id, need, STORAGE, partial=True) or []
