@@ -18,26 +18,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from shopfloor.api.deps import PlatformDep, running_service
 from shopfloor.auth.deps import Operator, Viewer
 from shopfloor.control.service import CommandService, Outcome
 
 router = APIRouter(prefix="/api/control", tags=["control"])
 
 
-def get_service(request: Request) -> CommandService:
-    platform = request.app.state.platform
-    if platform.started_ns is None:
-        raise HTTPException(503, "the platform is starting or stopping")
-    try:
-        service = platform.service("control")
-    except KeyError:
-        raise HTTPException(404, "remote control is not configured (no 'control' section in plant.yaml)") from None
-    assert isinstance(service, CommandService)
-    return service
+def get_service(platform: PlatformDep) -> CommandService:
+    return running_service(platform, "control", CommandService, "control")
 
 
 ServiceDep = Annotated[CommandService, Depends(get_service)]

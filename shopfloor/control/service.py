@@ -48,6 +48,7 @@ from shopfloor.control.senders import (
     command_topic,
     encode_command,
 )
+from shopfloor.core.bus import Subscription
 from shopfloor.core.samples import Quality
 
 if TYPE_CHECKING:
@@ -191,6 +192,8 @@ class CommandService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._mqtt: SparkplugSender | None = None
+        self._reports: Subscription | None = None
+        self._reported: dict[int, tuple[float, int]] = {}
         self._opcua: dict[OpcUaSource, OpcUaSender] = {}
         self._modbus: dict[ModbusSource, ModbusSender] = {}
         self.counts: Counter[str] = Counter()
@@ -207,6 +210,9 @@ class CommandService:
         self._platform = platform
         self._commands = {c.name: self._resolve(platform, c) for c in self.config.commands}
         self._audit = AuditLog(platform.data_dir / "control-audit.sqlite")
+        answer_tags = {r.answer_tag for r in self._commands.values() if r.answer_tag is not None}
+        if answer_tags:  # what the devices last reported as the platform received it (see _last_reported)
+            self._reports = platform.intake.subscribe(answer_tags, maxlen=64)
         loop = asyncio.new_event_loop()
         self._loop = loop
         self._thread = threading.Thread(target=loop.run_forever, name="shopfloor-control", daemon=True)
@@ -232,6 +238,9 @@ class CommandService:
             thread.join(10.0)
             loop.close()
         self._loop = self._thread = None
+        if self._reports is not None:
+            self._reports.close()
+            self._reports = None
         if self._mqtt is not None:
             self._mqtt.stop()
             self._mqtt = None
@@ -489,6 +498,21 @@ class CommandService:
             return await ua_sender.write(x["node"], value, x["variant"])
         return await self._send_sparkplug(r, value, timeout)
 
+    def _last_reported(self, tag: int) -> tuple[float, int] | None:
+        """The device's last report of ``tag`` (value, quality) as the platform received it: the writer's intake,
+        not the historian, whose latest value lags a commit behind (a stop right after a start would otherwise
+        see the state from before the start and answer "no change")."""
+        if self._reports is not None:
+            newest = self._reports.drain().last_per_tag()
+            for t, v, q in zip(newest.tag_id.tolist(), newest.value.tolist(), newest.quality.tolist(), strict=True):
+                self._reported[t] = (v, q)
+        if tag in self._reported:
+            return self._reported[tag]
+        platform = self._platform
+        assert platform is not None
+        before = platform.historian.latest([tag])  # nothing received since the start: the stored value
+        return (float(before.value[0]), int(before.quality[0])) if len(before) == 1 else None
+
     async def _send_sparkplug(self, r: _Resolved, value: float, timeout: float) -> DeviceAnswer:
         platform, mqtt = self._platform, self._mqtt
         assert platform is not None and mqtt is not None and r.answer_tag is not None
@@ -502,9 +526,9 @@ class CommandService:
                 expected = c.answer.expect.get(value, value)
         # A device that reports by exception sends nothing when the value does not change (a stop of a stopped
         # machine): then the value it last reported, while its session is alive (good quality), is the answer.
-        before = platform.historian.latest([r.answer_tag])
-        unchanged = (len(before) == 1 and int(before.quality[0]) == Quality.GOOD
-                     and abs(float(before.value[0]) - expected) <= tolerance)
+        reported = self._last_reported(r.answer_tag)
+        unchanged = (reported is not None and reported[1] == Quality.GOOD
+                     and abs(reported[0] - expected) <= tolerance)
         # the report as the platform receives it (the writer's intake), not after its commit a batch later
         sub = platform.intake.subscribe({r.answer_tag}, maxlen=256, loop=asyncio.get_running_loop())
         t0 = time.perf_counter()

@@ -4,7 +4,6 @@ dialog and reaches the Modbus device, and the audit table lists the attempts."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +14,7 @@ from shopfloor.api import create_app
 from shopfloor.config import parse_plant_config
 from shopfloor.control.peers import FieldPeers, SparkplugCnc, plant_yaml
 from shopfloor.platform import Platform
+from shopfloor.testing.browser import CHROMIUM, CHROMIUM_ARGS
 from shopfloor.testing.mosquitto import Mosquitto
 from shopfloor.testing.server import ApiServer
 from shopfloor.testing.waiting import wait_for
@@ -22,9 +22,6 @@ from shopfloor.testing.waiting import wait_for
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-CHROMIUM = os.environ.get("SHOPFLOOR_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")

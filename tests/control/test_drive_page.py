@@ -18,13 +18,11 @@ from shopfloor.control.drive_bench import TEST_SPEC
 from shopfloor.platform import Platform
 from shopfloor.sim.extension import Broker
 from shopfloor.sim.vehicle import LocomotiveExtension, VehicleDevice
+from shopfloor.testing.browser import CHROMIUM, CHROMIUM_ARGS
 from shopfloor.testing.mosquitto import Mosquitto
 from shopfloor.testing.server import ApiServer
 from shopfloor.testing.waiting import wait_for
 
-CHROMIUM = os.environ.get("SHOPFLOOR_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 OUTPUT = Path(os.environ.get("SHOPFLOOR_TEST_OUTPUT", Path(__file__).parents[2] / "test-output")) / "web"
 
 # The deadman at settings a busy test machine does not trip by accident (the link tests time it).

@@ -29,14 +29,8 @@ from shopfloor.sim.machines import Device
 from shopfloor.testing.processes import interrupt
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser
+    pass
 
-CHROMIUM = os.environ.get("SHOPFLOOR_CHROMIUM", "/usr/bin/chromium")
-# Chromium's background networking is refused by closed networks (and CI): keep it from trying.
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 SEED = 1
 OUTPUT = Path(os.environ.get("SHOPFLOOR_TEST_OUTPUT", Path(__file__).parents[2] / "test-output")) / "web"
 
@@ -123,20 +117,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         yield d
     finally:
         d.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"the browser tests need Chromium at {CHROMIUM} (Debian package 'chromium'; .ci/run installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from shopfloor.api.deps import PlatformDep
+from shopfloor.api.deps import PlatformDep, running_service
 from shopfloor.api.timeparse import parse_time_ns
 from shopfloor.apps.inspection.dataset import ImageError
 from shopfloor.apps.inspection.service import InspectionError, InspectionService
@@ -34,11 +34,8 @@ _HIDDEN = ("image_file", "heat_file")
 
 
 def get_service(platform: PlatformDep) -> InspectionService:
-    try:
-        service = platform.service("inspection")
-    except KeyError:
-        raise HTTPException(404, "this plant runs no inspection station (no 'inspection:' section)") from None
-    if not isinstance(service, InspectionService) or service._store is None:
+    service = running_service(platform, "inspection", InspectionService, "inspection")
+    if service._store is None:
         raise HTTPException(503, "the inspection service is not running")
     return service
 

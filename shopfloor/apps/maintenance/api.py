@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, HTTPException
 
+from shopfloor.api.deps import PlatformDep, running_service
 from shopfloor.apps.maintenance.service import MaintenanceService
 from shopfloor.apps.maintenance.workorders import UnknownWorkOrder, WorkOrderClosed, WorkOrderStore
 from shopfloor.auth.deps import Engineer, Viewer
@@ -20,16 +21,8 @@ from shopfloor.auth.deps import Engineer, Viewer
 router = APIRouter(prefix="/api/maintenance", tags=["maintenance"])
 
 
-def get_service(request: Request) -> MaintenanceService:
-    platform = request.app.state.platform
-    if platform.started_ns is None:
-        raise HTTPException(503, "the platform is starting or stopping")
-    try:
-        service = platform.service("maintenance")
-    except KeyError:
-        raise HTTPException(404, "this plant runs no maintenance service (no maintenance: section)") from None
-    assert isinstance(service, MaintenanceService)
-    return service
+def get_service(platform: PlatformDep) -> MaintenanceService:
+    return running_service(platform, "maintenance", MaintenanceService, "maintenance")
 
 
 ServiceDep = Annotated[MaintenanceService, Depends(get_service)]

@@ -7,9 +7,10 @@ from __future__ import annotations
 import queue
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
+from shopfloor.api.deps import PlatformDep, running_service
 from shopfloor.apps.scheduling.plant import WorkOrder
 from shopfloor.apps.scheduling.service import PlantScheduler
 from shopfloor.auth.deps import Operator, require_role
@@ -19,14 +20,8 @@ router = APIRouter(prefix="/api/scheduling/plant", tags=["scheduling"],
                    dependencies=[Depends(require_role(Role.VIEWER))])
 
 
-def _planner(request: Request) -> PlantScheduler:
-    platform = request.app.state.platform
-    try:
-        service = platform.service("scheduling")
-    except KeyError:
-        raise HTTPException(404, "the platform runs no planner: the plant config has no 'scheduling' section") from None
-    assert isinstance(service, PlantScheduler)
-    return service
+def _planner(platform: PlatformDep) -> PlantScheduler:
+    return running_service(platform, "scheduling", PlantScheduler, "scheduling")
 
 
 Planner = Annotated[PlantScheduler, Depends(_planner)]

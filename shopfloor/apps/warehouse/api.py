@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from shopfloor.api.deps import PlatformDep
+from shopfloor.api.deps import PlatformDep, running_service
 from shopfloor.apps.warehouse.inventory.models import TaskStatus
 from shopfloor.apps.warehouse.inventory.stock import Inventory, NotFound, StockError
 from shopfloor.apps.warehouse.mapf.grid import GridError
@@ -26,11 +26,8 @@ Operator = Annotated[Principal, Depends(require_role(Role.OPERATOR))]
 
 
 def get_service(platform: PlatformDep) -> WarehouseService:
-    try:
-        service = platform.service("warehouse")
-    except KeyError:
-        raise HTTPException(503, "the plant runs no warehouse (no 'warehouse:' section in plant.yaml)") from None
-    if not isinstance(service, WarehouseService) or service.inventory is None:
+    service = running_service(platform, "warehouse", WarehouseService, "warehouse")
+    if service.inventory is None:
         raise HTTPException(503, "the warehouse service is not running")
     return service
 

@@ -4,30 +4,13 @@ overlay and verdict, the defect-rate trend, the review queue where a verdict is 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from playwright.sync_api import Browser, expect
 
 from shopfloor.apps.inspection.station import encode_png
 from shopfloor.sim.camera import image_topic
 from tests.apps.inspection.conftest import Line, uncertain_images
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, OUTPUT
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"the browser tests need Chromium at {CHROMIUM} (Debian package 'chromium')")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+from tests.web.conftest import OUTPUT
 
 
 def test_inspection_page_shows_parts_trend_review_queue_and_refused_images(browser: Browser, line: Line) -> None:

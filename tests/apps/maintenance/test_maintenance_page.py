@@ -7,12 +7,10 @@ P-F curve at rated speed, written to the platform as the CNC's samples) and vibr
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import paho.mqtt.client as mqtt
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from playwright.sync_api import Browser, expect
 
@@ -25,24 +23,10 @@ from shopfloor.sim.vibration import VibrationExtension, VibrationParams, bearing
 from shopfloor.testing.mosquitto import Mosquitto
 from shopfloor.testing.server import ApiServer
 from shopfloor.testing.waiting import wait_for
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, OUTPUT
+from tests.web.conftest import OUTPUT
 
 CNC = CncParams()
 EQUIPMENT = "virtual-factory/machining/line1/cell1/cnc1"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"the browser tests need Chromium at {CHROMIUM} (Debian package 'chromium')")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def feed_a_failing_bearing(platform: Platform, broker: Mosquitto) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,7 +23,7 @@ from shopfloor.sim.publisher import FactoryPublisher
 from shopfloor.sim.schedule_ext import ScheduleExtension
 from shopfloor.testing.mosquitto import Mosquitto
 from shopfloor.testing.server import ApiServer
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, OUTPUT
+from tests.web.conftest import OUTPUT
 
 
 @pytest.fixture(scope="module")
@@ -41,20 +40,6 @@ def plant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
         with ApiServer(create_app(platform, on_start=[start_publisher], on_stop=[publisher.stop])) as server:
             yield server.url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"the browser tests need Chromium at {CHROMIUM} (Debian package 'chromium')")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def gantt_traces(p: Page) -> list[str]:
