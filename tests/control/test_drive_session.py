@@ -32,6 +32,7 @@ from shopfloor.testing.waiting import wait_for
 
 # The deadman at settings a busy test machine does not trip by accident (the link tests time it).
 SPEC = replace(TEST_SPEC, heartbeat_timeout_s=1.0, latency_budget_s=0.8)
+LOCO = "plant/mine/haulage/loco1"
 
 
 def plant(auth: bool) -> PlantConfig:
@@ -72,6 +73,9 @@ def running(mosquitto: Mosquitto, tmp_path: Path) -> Iterator[Running]:
             platform.users.add_user(name, f"{name}-password", role)
             tokens[name] = platform.users.create_token(name)[0]
         loco.start(Broker("127.0.0.1", mosquitto.port))
+        # the drive interlock reads the loco's state from the historian: wait for its first report to be stored
+        ids = [platform.tag_index.id_of(f"{LOCO}/{name}") for name in ("drive_state", "speed")]
+        wait_for(lambda: len(platform.historian.latest(ids)) == 2, timeout=60)
         yield Running(platform, server, loco, tokens)
     finally:
         loco.stop()
