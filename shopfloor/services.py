@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
 if TYPE_CHECKING:
     from shopfloor.config.schema import PlantConfig
     from shopfloor.platform import Platform
@@ -31,6 +34,27 @@ class PlatformService(Protocol):
 
     def health(self) -> dict[str, object]:
         """A small JSON-able status for /health (counters, state, last error)."""
+
+
+def service_client(
+    platform: Platform, client_id: str, *, clean_session: bool = True, manual_ack: bool = False,
+    max_reconnect_s: int = 10,
+) -> tuple[mqtt.Client, str, int]:
+    """A paho client for a service on the platform's broker, with the platform's credentials and TLS, and
+    the broker's host and port. The caller sets its callbacks, then ``connect_async`` and ``loop_start``."""
+    from shopfloor.connectors.mqtt.ingest import parse_broker_url
+
+    host, port, tls = parse_broker_url(platform.broker_url)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session, manual_ack=manual_ack
+    )
+    cfg = platform.config.mqtt
+    if cfg.username:
+        client.username_pw_set(cfg.username, cfg.password)
+    if tls:
+        client.tls_set()
+    client.reconnect_delay_set(1, max_reconnect_s)
+    return client, host, port
 
 
 def default_services(config: PlantConfig) -> list[PlatformService]:
@@ -67,4 +91,4 @@ def default_services(config: PlantConfig) -> list[PlatformService]:
     return services
 
 
-__all__ = ["PlatformService", "default_services"]
+__all__ = ["PlatformService", "default_services", "service_client"]

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.exc import SQLAlchemyError
 
 from shopfloor.apps import artifacts
@@ -45,8 +44,8 @@ from shopfloor.apps.inspection.station import (
     train_synthetic,
 )
 from shopfloor.apps.inspection.store import PENDING, InspectionStore, NewInspection
-from shopfloor.connectors.mqtt.ingest import parse_broker_url
 from shopfloor.core.errors import NotReady, ShopfloorError
+from shopfloor.services import service_client
 
 if TYPE_CHECKING:
     from shopfloor.platform import Platform
@@ -142,13 +141,7 @@ class InspectionService:
                     self._tag_paths.append(path)
         self._spawn(self._prepare_model, "inspection-model")
         self._spawn(self._work, "inspection-worker")
-        host, port, tls = parse_broker_url(platform.broker_url)
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True)
-        if platform.config.mqtt.username:
-            client.username_pw_set(platform.config.mqtt.username, platform.config.mqtt.password)
-        if tls:
-            client.tls_set()
-        client.reconnect_delay_set(1, 10)
+        client, host, port = service_client(platform, self.client_id)
         client.on_connect = self._on_connect
         client.on_message = self._on_message
         client.on_disconnect = self._on_disconnect

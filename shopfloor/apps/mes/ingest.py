@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -64,6 +63,7 @@ from shopfloor.apps.mes.models import (
 )
 from shopfloor.apps.mes.service import Mes
 from shopfloor.core.errors import NotReady
+from shopfloor.services import service_client
 
 if TYPE_CHECKING:
     from shopfloor.platform import Platform
@@ -337,7 +337,6 @@ class MesService:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, platform: Platform) -> None:
-        from shopfloor.connectors.mqtt.ingest import parse_broker_url
 
         self._platform = platform
         nodes = {n.path for n in platform.model.root.walk()}
@@ -349,14 +348,7 @@ class MesService:
         self.mes = Mes.open(platform.data_dir, url=self.config.url or os.environ.get("SHOPFLOOR_MES_URL"))
         self.master_data_added = ensure_master_data(self.mes, self.config)
         self.recorder = Recorder(self.mes, nodes.__contains__)
-        host, port, tls = parse_broker_url(platform.broker_url)
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.config.client_id, clean_session=False,
-                             manual_ack=True)
-        if platform.config.mqtt.username:
-            client.username_pw_set(platform.config.mqtt.username, platform.config.mqtt.password)
-        if tls:
-            client.tls_set()
-        client.reconnect_delay_set(1, 10)
+        client, host, port = service_client(platform, self.config.client_id, clean_session=False, manual_ack=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from shopfloor.apps.scheduling.config import SchedulingConfig
 from shopfloor.apps.scheduling.errors import SchedulingError
 from shopfloor.apps.scheduling.plant import Plan, PlantPlanner, WorkOrder, solve_reduced
 from shopfloor.apps.scheduling.solve import SolveResult
+from shopfloor.services import service_client
 
 if TYPE_CHECKING:
     from shopfloor.core.bus import Subscription
@@ -180,7 +180,6 @@ class PlantScheduler:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self, platform: Platform) -> None:
-        from shopfloor.connectors.mqtt.ingest import parse_broker_url
 
         self._platform = platform
         self._planner = PlantPlanner(self.config, self.now_ms())
@@ -194,17 +193,10 @@ class PlantScheduler:
         self._stopping.clear()
         self._worker = threading.Thread(target=self._run, name="scheduling", daemon=True)
         self._worker.start()
-        host, port, tls = parse_broker_url(platform.broker_url)
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"shopfloor-scheduling-{id(self):x}",
-                             clean_session=True, protocol=mqtt.MQTTv311)
-        if platform.config.mqtt.username is not None:
-            client.username_pw_set(platform.config.mqtt.username, platform.config.mqtt.password)
-        if tls:
-            client.tls_set()
+        client, host, port = service_client(platform, f"shopfloor-scheduling-{id(self):x}", max_reconnect_s=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.reconnect_delay_set(1, 30)
         client.connect_async(host, port, keepalive=30)
         client.loop_start()
         self._client = client

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from shopfloor.apps.warehouse.config import WarehouseConfig
 from shopfloor.apps.warehouse.dispatch import Dispatcher, PlanHook
@@ -34,8 +33,8 @@ from shopfloor.apps.warehouse.inventory.db import open_warehouse_db
 from shopfloor.apps.warehouse.inventory.slotting import suggest
 from shopfloor.apps.warehouse.inventory.stock import Inventory, StockError
 from shopfloor.apps.warehouse.mapf.grid import GridError
-from shopfloor.connectors.mqtt.ingest import parse_broker_url
 from shopfloor.core.errors import DecodeError, UnknownTag
+from shopfloor.services import service_client
 
 if TYPE_CHECKING:
     from shopfloor.platform import Platform
@@ -86,17 +85,10 @@ class WarehouseService:
         self.inventory = Inventory(engine)
         self.inventory.sync(self.config)
         self.dispatcher = Dispatcher(self.config, self.inventory, self._send, on_plan=self.on_plan)
-        host, port, tls = parse_broker_url(platform.broker_url)
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"shopfloor-warehouse-{os.getpid()}")
-        mqtt_cfg = platform.config.mqtt
-        if mqtt_cfg.username:
-            client.username_pw_set(mqtt_cfg.username, mqtt_cfg.password)
-        if tls:
-            client.tls_set()
+        client, host, port = service_client(platform, f"shopfloor-warehouse-{os.getpid()}", max_reconnect_s=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.reconnect_delay_set(1, 30)
         client.connect_async(host, port, keepalive=30)
         client.loop_start()
         self._client = client

@@ -26,9 +26,7 @@ from shopfloor.sim.factory import VirtualFactory
 from shopfloor.sim.production import ProductionExtension, mes_section
 from shopfloor.testing.processes import interrupt
 from shopfloor.testing.waiting import wait_for
-from tests.web.conftest import OUTPUT, SEED, Demo, browser, seed_history
-
-__all__ = ["browser"]  # the module-scoped Chromium fixture of the web tests
+from tests.web.conftest import OUTPUT, SEED, Demo, seed_history
 
 
 def seed_mes(data_dir: Path, minutes: int = 20) -> int:

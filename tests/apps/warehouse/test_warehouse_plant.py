@@ -27,10 +27,11 @@ from shopfloor.config.schema import PlantConfig
 from shopfloor.platform import Platform
 from shopfloor.sim.agv import AgvExtension
 from shopfloor.sim.extension import Broker
+from shopfloor.testing.browser import CHROMIUM, CHROMIUM_ARGS
 from shopfloor.testing.mosquitto import Mosquitto
 from shopfloor.testing.server import ApiServer
 from shopfloor.testing.waiting import wait_for
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, OUTPUT
+from tests.web.conftest import OUTPUT
 
 pytestmark = pytest.mark.timeout(600)  # the fixture's first plan compiles the solver on a cold numba cache
 
