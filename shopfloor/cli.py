@@ -94,6 +94,7 @@ def demo(
     _logging(verbose)
     if not verbose:  # asyncua's server logs its address space build at INFO, line by line
         logging.getLogger("asyncua").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # and Alembic each migration step of the apps' databases
     from shopfloor.connectors.mqtt.broker import EmbeddedBroker
     from shopfloor.core.errors import NotReady
     from shopfloor.core.net import free_port
