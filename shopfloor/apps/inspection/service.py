@@ -420,6 +420,8 @@ class InspectionService:
                  "characteristic": item.characteristic, "value": item.value, "upper": item.upper}
         if self.config.station is not None:
             event["equipment"] = str(self.config.station)
+        if item.characteristic == REVIEW_CHARACTERISTIC:  # a person's label stands over the camera's verdict
+            event["supersedes"] = CHARACTERISTIC
         error: str | None
         try:
             outcome = service.submit(json.dumps(event).encode(), topic="inspection")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -23,6 +24,7 @@ from shopfloor.apps.mes.errors import MesError, NotFound
 from shopfloor.apps.mes.ingest import running_mes
 from shopfloor.apps.mes.models import Item, Material, Product, WorkOrder
 from shopfloor.apps.mes.oee import OeeSource
+from shopfloor.apps.mes.rejects import rejected_by_machine
 from shopfloor.apps.mes.service import Mes
 from shopfloor.apps.mes.verify import verify
 from shopfloor.auth.deps import require_role
@@ -125,13 +127,15 @@ def _pri(mes: Mes, machines: list[str], given: list[str] | None) -> dict[str, fl
     return out
 
 
-def _source(platform: Platform, emission_factor: float | None) -> OeeSource:
+def _source(platform: Platform, mes: Mes, emission_factor: float | None) -> OeeSource:
+    """OEE from the historian's counters, with parts rejected at a later inspection (the MES record) as scrap."""
     reasons: dict[int, str] = {}
     for tag in platform.model.tags:
         if tag.name == "stop_reason" and tag.states:
             reasons.update(tag.states)
     return OeeSource(platform.historian, platform.tag_index.ids, reason_labels=reasons,
-                     emission_factor_kg_per_kwh=emission_factor)
+                     emission_factor_kg_per_kwh=emission_factor,
+                     rejects=partial(rejected_by_machine, mes.engine))
 
 
 @router.get("/oee", response_class=FastJSONResponse)
@@ -147,7 +151,7 @@ def oee(
     a, b = _period(start, end)
     machines = _machines(platform, asset)
     try:
-        report = _source(platform, emission_factor).line(
+        report = _source(platform, mes, emission_factor).line(
             machines, a, b, _pri(mes, machines, pri), _planned(planned), demand=demand
         )
     except MesError as exc:
@@ -173,7 +177,7 @@ def oee_by_shift(
         raise HTTPException(422, f"shift_starts {shift_starts!r} must be hours like 6,14,22") from None
     machines = _machines(platform, asset)
     try:
-        rows = _source(platform, emission_factor).by_shift(
+        rows = _source(platform, mes, emission_factor).by_shift(
             machines, a, b, _pri(mes, machines, pri), starts_h=starts, utc_offset_h=utc_offset_h,
             planned=_planned(planned),
         )
@@ -191,7 +195,8 @@ def downtime_pareto(
     a, b = _period(start, end)
     machines = _machines(platform, asset)
     try:
-        report = _source(platform, None).line(machines, a, b, _pri(mes, machines, pri), _planned(planned)).as_dict()
+        source = _source(platform, mes, None)
+        report = source.line(machines, a, b, _pri(mes, machines, pri), _planned(planned)).as_dict()
     except MesError as exc:
         raise HTTPException(422, str(exc)) from None
     return FastJSONResponse({"asset": asset, "start_ns": a, "end_ns": b, "pareto": report["pareto"]})

@@ -113,6 +113,10 @@ class Inspection(_Event):
     upper: float | None = None
     unit: str = ""
     equipment: Path | None = None
+    supersedes: str | None = Field(
+        default=None, min_length=1, max_length=80,
+        description="A characteristic whose earlier results this one replaces (a person's review of an "
+                    "automatic check).")
 
 
 class Packed(_Event):

@@ -104,7 +104,7 @@ def production(
     a = b - int(hours * 3600 * NS)
     machines = _machines(platform, asset)
     pri = _pri(mes, machines, None)
-    source = _source(platform, cfg.emission_factor_kg_per_kwh)
+    source = _source(platform, mes, cfg.emission_factor_kg_per_kwh)
     first = _first_state_ns(platform, machines, a - source.lookback_ns, b)
     shifts = []
     try:

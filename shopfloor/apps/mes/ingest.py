@@ -199,7 +199,7 @@ class Recorder:
         if any(orjson.loads(r[0]).get("characteristic") == ev.characteristic for r in rows):
             return False
         self.mes.inspect(ev.serial, ev.ts_ns, ev.characteristic, ev.value, lower=ev.lower, upper=ev.upper,
-                         equipment=ev.equipment, unit=ev.unit)
+                         equipment=ev.equipment, unit=ev.unit, supersedes=ev.supersedes)
         return True
 
     def _packed(self, ev: Packed) -> bool:

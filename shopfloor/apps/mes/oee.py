@@ -16,7 +16,7 @@ in parallel; the bottleneck is named by the active period method.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,8 @@ from shopfloor.historian.base import Historian
 NS = kpi.NS
 DEFAULT_LOOKBACK_NS = 3600 * NS  # the sim re-sends every metric each minute; an hour finds the value in force
 DEFAULT_PLANNED_REASONS = ("tool change",)  # forced by tool life, scheduled by tool management: a planned stop
+# (machine paths, start_ns, end_ns) -> parts each machine counted good in the period that inspection rejected
+Rejects = Callable[[Sequence[str], int, int], Mapping[str, int]]
 
 
 def _nan_none(x: float | None) -> float | None:
@@ -51,6 +53,7 @@ class MachineReport:
     pareto: list[kpi.ParetoRow]
     energy_kwh: float | None
     emission_factor: float | None
+    rejected: float = 0.0  # of ``scrap``: parts the machine counted good that a later inspection rejected
 
     @property
     def active_ratio(self) -> float:
@@ -73,6 +76,7 @@ class MachineReport:
             "time_s": {"POT": t.POT, "PDT": t.PDT, "PBT": t.PBT, "APT": t.APT, "ADET": t.ADET, "ADOT": t.ADOT,
                        "AUST": t.AUST, "unknown": t.unknown},
             "PRI_s": self.pri_s, "GQ": self.good, "SQ": self.scrap, "PQ": self.good + self.scrap,
+            "rejected_at_inspection": self.rejected,
             "failures": self.failures, **self.kpis.as_dict(), "active_ratio": _nan_none(self.active_ratio),
             "energy_kwh": self.energy_kwh, "energy_per_good_part_kwh": self.energy_per_good_part_kwh,
             "co2e_per_good_part_kg": self.co2e_per_good_part_kg, "emission_factor_kg_per_kwh": self.emission_factor,
@@ -115,7 +119,8 @@ class LineReport:
         planned = {r.reason for m in self.machines for r in m.pareto if r.planned}
         return {
             "start_ns": self.start_ns, "end_ns": self.end_ns, **self.kpis.as_dict(),
-            "GQ": good, "SQ": sum(m.scrap for m in self.machines), "bottleneck": self.bottleneck,
+            "GQ": good, "SQ": sum(m.scrap for m in self.machines),
+            "rejected_at_inspection": sum(m.rejected for m in self.machines), "bottleneck": self.bottleneck,
             "takt_time_s": self.takt_time_s, "demand": self.demand,
             "energy_kwh": sum(energy) if energy else None,
             "energy_per_good_part_kwh": _nan_none(kpi.ratio(sum(energy), good)) if energy else None,
@@ -125,12 +130,17 @@ class LineReport:
 
 
 class OeeSource:
-    """Computes machine, line and shift KPIs from a historian's tags."""
+    """Computes machine, line and shift KPIs from a historian's tags.
+
+    With ``rejects`` (e.g. the MES record's inspections, ``rejects.rejected_by_machine``), parts a machine
+    counted good but a later inspection rejected move from its good quantity to its scrap.
+    """
 
     def __init__(
         self, historian: Historian, tag_ids: Mapping[str, int], *, reason_labels: Mapping[int, str] | None = None,
         planned_reasons: Iterable[str] = DEFAULT_PLANNED_REASONS, emission_factor_kg_per_kwh: float | None = None,
         lookback_ns: int = DEFAULT_LOOKBACK_NS, element_of_state: Mapping[int, str] = kpi.ELEMENT_OF_STATE,
+        rejects: Rejects | None = None,
     ) -> None:
         if emission_factor_kg_per_kwh is not None and not (emission_factor_kg_per_kwh >= 0):
             raise MesError("the emission factor must be a number of kg CO2e per kWh, 0 or more")
@@ -141,6 +151,7 @@ class OeeSource:
         self.emission_factor = emission_factor_kg_per_kwh
         self.lookback_ns = lookback_ns
         self.element_of_state = element_of_state
+        self.rejects = rejects
 
     def _tag(self, path: str, required: bool = True) -> int | None:
         tag_id = self.tag_ids.get(path)
@@ -176,6 +187,9 @@ class OeeSource:
         time = kpi.time_elements(iv, start_ns, end_ns, planned, self.element_of_state)
         good = self._increase(f"{path}/parts_good", start_ns, end_ns, required=True)
         scrap = self._increase(f"{path}/parts_scrap", start_ns, end_ns, required=False)
+        # never more than the machine counted good: its counters and the record may disagree at the edges
+        rejected = float(min(self.rejects([path], start_ns, end_ns).get(path, 0), good)) if self.rejects else 0.0
+        good, scrap = good - rejected, scrap + rejected
         parent, _, name = path.rpartition("/")
         energy_id = self._tag(f"{parent}/meter-{name}/energy", required=False)
         energy = None
@@ -193,7 +207,7 @@ class OeeSource:
             machine=path, start_ns=start_ns, end_ns=end_ns, pri_s=pri_s, time=time, good=good, scrap=scrap,
             failures=fails, kpis=kpi.kpis(time, good, scrap, pri_s, fails), stops=stops, stop_labels=labels,
             pareto=kpi.pareto(labels, net[counted] / NS, self.planned_reasons), energy_kwh=energy,
-            emission_factor=self.emission_factor,
+            emission_factor=self.emission_factor, rejected=rejected,
         )
 
     def _increase(self, path: str, start_ns: int, end_ns: int, required: bool) -> float:

@@ -229,19 +229,22 @@ class Mes:
 
     def inspect(
         self, code: str, ts_ns: int, characteristic: str, value: float, *, lower: float | None = None,
-        upper: float | None = None, equipment: str | None = None, unit: str = "",
+        upper: float | None = None, equipment: str | None = None, unit: str = "", supersedes: str | None = None,
     ) -> int:
-        """An inspection result; it passes when lower <= value <= upper (each bound optional)."""
+        """An inspection result; it passes when lower <= value <= upper (each bound optional). ``supersedes``
+        names a characteristic whose earlier results this one replaces (a review of an automatic check)."""
         if not math.isfinite(value):
             raise MesError(f"inspection of {code!r}: the value must be a finite number")
         item_id, _ = self._item(code)
         passed = (lower is None or value >= lower) and (upper is None or value <= upper)
         eq = self.log.equipment_id(equipment) if equipment else None
+        payload: dict[str, Any] = {"characteristic": characteristic, "value": value, "lower": lower,
+                                   "upper": upper, "unit": unit, "passed": passed}
+        if supersedes is not None:
+            payload["supersedes"] = supersedes
         return self._append(NewEvent(
             ts_ns, EventKind.INSPECTION, item_id=item_id, equipment_id=eq,
-            operator=self.operator_at(eq) if eq is not None else None,
-            payload={"characteristic": characteristic, "value": value, "lower": lower, "upper": upper,
-                     "unit": unit, "passed": passed},
+            operator=self.operator_at(eq) if eq is not None else None, payload=payload,
         ))
 
     def pack(self, lot: str, items: Sequence[str], ts_ns: int, *, equipment: str | None = None) -> int:

@@ -60,7 +60,9 @@ class Line:
 
 def plant(tmp: Path, camera: InspectionCamera) -> PlantConfig:
     """A line with one machine, the MES recorder (the one writer of the MES) and the camera's station."""
-    cnc = {"name": "cnc1", "source": {"protocol": "json", "device": "cnc1"}, "tags": [{"name": "spindle_speed"}]}
+    tags = [{"name": "spindle_speed"}, {"name": "state", "type": "enum", "states": {0: "running", 1: "idle"}},
+            {"name": "parts_good", "type": "int64"}, {"name": "parts_scrap", "type": "int64"}]
+    cnc = {"name": "cnc1", "source": {"protocol": "json", "device": "cnc1"}, "tags": tags}
     data: dict[str, Any] = {"site": {"name": "plant", "areas": [{"name": "area1", "lines": [
         {"name": "line1", "equipment": [cnc]}]}]}, "mes": {"products": [{"code": "P-1", "name": "Housing"}]}}
     camera.extend_plant(data)  # the camera's equipment, alarm rule and inspection section, as in the demo

@@ -12,15 +12,18 @@ import io
 import json
 import time
 import zipfile
+from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from shopfloor.apps.inspection.station import decode, encode_message, encode_png
 from shopfloor.apps.inspection.synthetic import make_part
+from shopfloor.core.samples import SampleBatch
 from shopfloor.sim.camera import image_topic
 from shopfloor.testing.waiting import wait_for
-from tests.apps.inspection.conftest import SIZE, STATION, Line, json_split, uncertain_images
+from tests.apps.inspection.conftest import CNC, SIZE, STATION, Line, json_split, uncertain_images
 
 
 def test_the_station_appears_in_health_and_trains_its_model_as_a_versioned_artifact(line: Line) -> None:
@@ -165,3 +168,40 @@ def test_uncertain_verdicts_wait_for_review_and_labels_are_kept_for_retraining(l
     assert np.array_equal(stored, uncertain[1])  # the very pixels the person judged
     assert line.api.post(f"/api/inspection/review/{ids[0]}", json={"label": ""}).status_code == 422
     assert line.api.post("/api/inspection/review/999999", json={"label": "ok"}).status_code == 404
+
+
+def test_parts_rejected_at_inspection_are_scrap_of_the_machine_that_made_them_in_its_oee(line: Line) -> None:
+    """The machine counted every part good; the camera's rejections move to its scrap in OEE's quality
+    factor, and a person's review that passes a rejected part moves it back."""
+    start_ms = time.time_ns() // 1_000_000 - 1
+    serials = [f"SN-OEE-{i}" for i in range(8)]
+    line.produce(*serials)
+    verdicts = {s: line.verdict(s) for s in serials}
+    for s in serials:  # each verdict recorded in the MES before OEE is asked
+        wait_for(lambda s=s: line.api.get(f"/api/inspection/serials/{s}").json()["inspections"][0]["mes"]
+                 == "recorded", 30)
+    failed = [s for s, v in verdicts.items() if v["verdict"] == "fail"]
+    assert failed and len(failed) < len(serials)  # defect rate 0.5: both kinds among eight parts
+    end_ms = time.time_ns() // 1_000_000 + 1
+    # The machine's own counters: running all along, eight parts counted good.
+    index = line.platform.tag_index
+    rows = [("state", start_ms - 1000, 0.0), ("parts_good", start_ms - 1000, 100.0), ("parts_good", end_ms, 108.0)]
+    ids = [index.id_of(f"{CNC}/{name}") for name, _, _ in rows]
+    assert line.platform.writer.submit(SampleBatch.of(ids, [ts * 1_000_000 for _, ts, _ in rows],
+                                                      [v for _, _, v in rows]), timeout=5)
+    assert line.platform.writer.flush(10)
+    period = {"asset": CNC, "start": str(start_ms), "end": str(end_ms + 1000), "pri": f"{CNC}=1"}
+
+    def oee() -> dict[str, Any]:
+        r = line.api.get("/api/mes/oee", params=period)
+        assert r.status_code == 200, r.text
+        return r.json()["machines"][0]  # type: ignore[no-any-return]
+
+    m = oee()
+    assert (m["GQ"], m["SQ"], m["rejected_at_inspection"]) == (8 - len(failed), len(failed), len(failed))
+    assert m["quality_ratio"] == pytest.approx((8 - len(failed)) / 8)
+    # A person looks at one rejected part and passes it: it is good again, in the shift it was made.
+    record = verdicts[failed[0]]["inspections"][0]
+    assert line.api.post(f"/api/inspection/review/{record['id']}", json={"label": "ok"}).status_code == 200
+    again = wait_for(lambda: (m := oee())["rejected_at_inspection"] == len(failed) - 1 and m, 30)
+    assert (again["GQ"], again["SQ"]) == (9 - len(failed), len(failed) - 1)

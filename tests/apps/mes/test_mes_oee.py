@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,26 @@ def historian(tmp_path: Path) -> Iterator[DuckDBHistorian]:
 
 def source(h: DuckDBHistorian, **kw: object) -> OeeSource:
     return OeeSource(h, h.tag_ids(), reason_labels=LABELS, **kw)  # type: ignore[arg-type]
+
+
+def test_parts_rejected_at_a_later_inspection_move_from_good_to_scrap(historian: DuckDBHistorian) -> None:
+    asked: list[tuple[tuple[str, ...], int, int]] = []
+
+    def rejects(paths: Sequence[str], start_ns: int, end_ns: int) -> dict[str, int]:
+        asked.append((tuple(paths), start_ns, end_ns))
+        return {CNC1: 30}
+
+    r = source(historian, rejects=rejects).machine(CNC1, START, END, 45.0, [BREAK])
+    assert asked == [((CNC1,), START, END)]
+    assert (r.good, r.scrap, r.rejected) == (450, 50, 30)  # 480 good and 20 scrap by the counters
+    assert r.kpis.quality_ratio == pytest.approx(0.9)
+    assert r.kpis.oee_index == pytest.approx(0.8 * 0.9 / 0.96)  # quality was 480 / 500 = 0.96
+    assert r.as_dict()["rejected_at_inspection"] == 30
+    line = source(historian, rejects=lambda paths, a, b: {p: 400 for p in paths}).line(
+        [CNC1, CNC2], START, END, {CNC1: 45.0, CNC2: 60.0}, [BREAK])
+    # never more than a machine counted good (the counters and the record can disagree at a period's edges)
+    assert [m.rejected for m in line.machines] == [400, 300]
+    assert line.as_dict()["rejected_at_inspection"] == 700
 
 
 def test_machine_matches_the_hand_computed_shift(historian: DuckDBHistorian) -> None:

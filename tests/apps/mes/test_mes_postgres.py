@@ -10,12 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from mes_plant import build_plant
+from mes_plant import CNC1, CNC2, T0, S, build_plant
 from sqlalchemy import text
 
 from shopfloor.apps.mes.db import current_revision
 from shopfloor.apps.mes.epcis import export_document, validate
 from shopfloor.apps.mes.genealogy import trace
+from shopfloor.apps.mes.rejects import rejected_by_machine
 from shopfloor.apps.mes.service import Mes
 from shopfloor.apps.mes.verify import verify
 from shopfloor.core.errors import NotReady
@@ -49,6 +50,7 @@ def test_the_mes_on_postgresql(mes_pg: Mes) -> None:
     assert [n.code for n in trace(mes_pg.engine, "PAL-1", "backward").ends()] == ["STEEL-A", "STEEL-B"]
     assert [n.code for n in trace(mes_pg.engine, "STEEL-A", "forward").ends()] == ["PAL-0", "PAL-1", "PAL-2"]
     assert validate(export_document(mes_pg.engine)) == []
+    assert rejected_by_machine(mes_pg.engine, [CNC1, CNC2], T0, T0 + 4000 * S) == {CNC1: 0, CNC2: 1}
     mes_pg.log.seal()
     assert verify(mes_pg.engine, mes_pg.key).ok
     with mes_pg.engine.begin() as conn:

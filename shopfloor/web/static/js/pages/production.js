@@ -98,7 +98,7 @@ export function mount(el, route) {
         `shift ${s.shift}${provisional ? ' <span class="badge uncertain">provisional</span>' : ""}`),
       tile("Availability", `${pct(s.availability)}<small>%</small>`, "run time / planned busy time"),
       tile("Performance", `${pct(s.effectiveness)}<small>%</small>`, "planned run time × parts / run time"),
-      tile("Quality", `${pct(s.quality_ratio)}<small>%</small>`, `${number(s.GQ, { integer: true })} good · ${number(s.SQ, { integer: true })} scrap`),
+      tile("Quality", `${pct(s.quality_ratio)}<small>%</small>`, `${number(s.GQ, { integer: true })} good · ${number(s.SQ, { integer: true })} scrap${s.rejected_at_inspection ? ` (${number(s.rejected_at_inspection, { integer: true })} rejected at inspection)` : ""}`),
       tile("Energy per good part", `${number(s.energy_per_good_part_kwh)}<small>kWh</small>`,
         s.energy_kwh === null ? "no energy meters" : `${number(s.energy_kwh)} kWh in the shift`),
       tile("CO2e per good part", `${co2 === null ? "—" : number(co2)}<small>kg</small>`,
@@ -184,7 +184,7 @@ export function mount(el, route) {
     const t = m.time_s;
     el.querySelector("#drill-tiles").innerHTML = [
       tile("OEE", `<span class="${oeeClass(m.oee_index)}">${pct(m.oee_index)}</span><small>%</small>`, `A ${pctCell(m.availability)} · P ${pctCell(m.effectiveness)} · Q ${pctCell(m.quality_ratio)}`),
-      tile("Good / scrap", `${number(m.GQ, { integer: true })}<small>/ ${number(m.SQ, { integer: true })}</small>`, `scrap ${pctCell(m.scrap_ratio)}`),
+      tile("Good / scrap", `${number(m.GQ, { integer: true })}<small>/ ${number(m.SQ, { integer: true })}</small>`, `scrap ${pctCell(m.scrap_ratio)}${m.rejected_at_inspection ? ` · ${number(m.rejected_at_inspection, { integer: true })} rejected at inspection` : ""}`),
       tile("Running", duration(t.APT * 1000), `waiting ${duration(t.ADET * 1000)} · down ${duration(t.ADOT * 1000)} · setup ${duration(t.AUST * 1000)}`),
       tile("Cycle time", `${number(m.actual_cycle_time_s)}<small>s</small>`, `planned ${number(m.PRI_s)} s per part`),
       tile("Failures", `${m.failures}`, `MTTR ${m.mttr_s === null ? "—" : duration(m.mttr_s * 1000)} · MTBF ${m.mtbf_s === null ? "—" : duration(m.mtbf_s * 1000)}`),
