@@ -36,6 +36,23 @@ class PlatformService(Protocol):
         """A small JSON-able status for /health (counters, state, last error)."""
 
 
+def broker_client(
+    client_id: str, *, username: str | None = None, password: str | None = None, tls: bool = False,
+    clean_session: bool = True, manual_ack: bool = False, max_reconnect_s: int = 10,
+) -> mqtt.Client:
+    """A paho client (callback API 2) with login, TLS and reconnect back-off set, not yet connected: one
+    place builds the clients of services and of rigs that reach a broker without a platform (drive bench)."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session, manual_ack=manual_ack
+    )
+    if username:
+        client.username_pw_set(username, password)
+    if tls:
+        client.tls_set()
+    client.reconnect_delay_set(1, max_reconnect_s)
+    return client
+
+
 def service_client(
     platform: Platform, client_id: str, *, clean_session: bool = True, manual_ack: bool = False,
     max_reconnect_s: int = 10,
@@ -45,15 +62,11 @@ def service_client(
     from shopfloor.connectors.mqtt.ingest import parse_broker_url
 
     host, port, tls = parse_broker_url(platform.broker_url)
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session, manual_ack=manual_ack
-    )
     cfg = platform.config.mqtt
-    if cfg.username:
-        client.username_pw_set(cfg.username, cfg.password)
-    if tls:
-        client.tls_set()
-    client.reconnect_delay_set(1, max_reconnect_s)
+    client = broker_client(
+        client_id, username=cfg.username, password=cfg.password, tls=tls, clean_session=clean_session,
+        manual_ack=manual_ack, max_reconnect_s=max_reconnect_s,
+    )
     return client, host, port
 
 
@@ -91,4 +104,4 @@ def default_services(config: PlantConfig) -> list[PlatformService]:
     return services
 
 
-__all__ = ["PlatformService", "default_services", "service_client"]
+__all__ = ["PlatformService", "broker_client", "default_services", "service_client"]

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import paho.mqtt.client as mqtt
 from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect
-from paho.mqtt.enums import CallbackAPIVersion
 
 from shopfloor.auth.deps import Viewer, principal_of
 from shopfloor.auth.store import Principal, Role
@@ -43,6 +42,7 @@ from shopfloor.connectors.mqtt.sparkplug import DataType
 from shopfloor.connectors.mqtt.sparkplug import sparkplug_b_pb2 as pb
 from shopfloor.control.drive_config import DriveConfig, VehicleDrive
 from shopfloor.core.errors import NotReady, UnknownTag
+from shopfloor.services import service_client
 
 if TYPE_CHECKING:
     from shopfloor.control.service import CommandService
@@ -121,21 +121,17 @@ def encode_dcmd(timestamp_ms: int, metrics: list[tuple[str, DataType, float]]) -
     return data
 
 
-def _parse_broker(url: str) -> tuple[str, int]:
-    from shopfloor.connectors.mqtt.ingest import parse_broker_url
-
-    host, port, _ = parse_broker_url(url)
-    return host, port
-
-
 Listener = Callable[[str, bytes], None]  # (kind "link" | "camera", payload), called on paho's thread
 
 
 class DriveLink:
     """The platform's MQTT client for driving: one writer thread for DCMD, subscriptions to link and camera."""
 
-    def __init__(self, host: str, port: int, vehicles: list[VehicleDrive], *, client_id: str = "shopfloor-drive",
-                 username: str | None = None, password: str | None = None) -> None:
+    RECONNECT_MAX_S = 5  # the longest wait between reconnect tries: an operator is waiting to drive
+
+    def __init__(self, client: mqtt.Client, host: str, port: int, vehicles: list[VehicleDrive]) -> None:
+        """``client``: not yet connected, built with ``max_reconnect_s=RECONNECT_MAX_S``
+        (``shopfloor.services.service_client`` in a platform, ``broker_client`` outside one)."""
         self.host, self.port = host, port
         self.vehicles = {v.name: v for v in vehicles}
         self._topics: dict[str, tuple[str, str]] = {}
@@ -144,10 +140,7 @@ class DriveLink:
             self._topics[f"{v.prefix}/{v.name}/camera"] = (v.name, "camera")
         self._listeners: dict[str, Listener] = {}
         self._queue: queue.SimpleQueue[tuple[str, bytes] | None] = queue.SimpleQueue()
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
-        if username is not None:
-            self._client.username_pw_set(username, password)
-        self._client.reconnect_delay_set(1, 5)
+        self._client = client
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._connected = threading.Event()
@@ -346,10 +339,9 @@ class DriveService:
 
     def start(self, platform: Platform) -> None:
         self._platform = platform
-        host, port = _parse_broker(platform.broker_url)
-        mqtt_cfg = platform.config.mqtt
-        self.link = DriveLink(host, port, self.config.vehicles, client_id=f"shopfloor-drive-{mqtt_cfg.host_id}",
-                              username=mqtt_cfg.username, password=mqtt_cfg.password)
+        client, host, port = service_client(platform, f"shopfloor-drive-{platform.config.mqtt.host_id}",
+                                            max_reconnect_s=DriveLink.RECONNECT_MAX_S)
+        self.link = DriveLink(client, host, port, self.config.vehicles)
         self.link.start()
 
     def stop(self) -> None:

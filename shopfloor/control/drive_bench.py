@@ -26,6 +26,7 @@ import numpy as np
 from shopfloor.connectors.mqtt.sparkplug import DataType
 from shopfloor.control.drive import DRIVE_ID, DRIVE_SPEED, DriveLink, Echo, heartbeat_metrics
 from shopfloor.control.drive_config import VehicleDrive
+from shopfloor.services import broker_client
 from shopfloor.sim.extension import Broker
 from shopfloor.sim.vehicle import LocoSpec, VehicleDevice
 from shopfloor.testing.faultproxy import FaultProxy, LinkFaults
@@ -122,7 +123,8 @@ class DriveRig:
             heartbeat_ms=round(heartbeat_s * 1000), timeout_ms=round(spec.heartbeat_timeout_s * 1000),
             latency_budget_ms=round(spec.latency_budget_s * 1000), max_speed=spec.max_speed,
             jog_speed=min(0.5, spec.max_speed))
-        self.link = DriveLink(broker_host, broker_port, [self.vehicle], client_id=f"drive-rig-{time.time_ns()}")
+        client = broker_client(f"drive-rig-{time.time_ns()}", max_reconnect_s=DriveLink.RECONNECT_MAX_S)
+        self.link = DriveLink(client, broker_host, broker_port, [self.vehicle])
         self.console = Console(self.link, self.vehicle, heartbeat_s)
         self._rng = random.Random(seed)
         self._next_id = 0

@@ -27,7 +27,6 @@ import paho.mqtt.client as mqtt
 from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.ua.uaerrors import UaStatusCodeError
-from paho.mqtt.enums import CallbackAPIVersion
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
@@ -95,12 +94,10 @@ def command_topic(source: SparkplugSource) -> str:
 class SparkplugSender:
     """The service's MQTT client: publishes commands (QoS 1) as the Sparkplug host application."""
 
-    def __init__(self, host: str, port: int, client_id: str, username: str | None, password: str | None) -> None:
+    def __init__(self, client: mqtt.Client, host: str, port: int) -> None:
+        """``client``: not yet connected, login and TLS set (``shopfloor.services.service_client``)."""
         self._host, self._port = host, port
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
-        if username is not None:
-            self._client.username_pw_set(username, password)
-        self._client.reconnect_delay_set(1, 10)
+        self._client = client
         self._connected = threading.Event()
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect

@@ -50,6 +50,7 @@ from shopfloor.control.senders import (
 )
 from shopfloor.core.bus import Subscription
 from shopfloor.core.samples import Quality
+from shopfloor.services import service_client
 
 if TYPE_CHECKING:
     from shopfloor.platform import Platform
@@ -218,11 +219,8 @@ class CommandService:
         self._thread = threading.Thread(target=loop.run_forever, name="shopfloor-control", daemon=True)
         self._thread.start()
         if any(r.protocol == "sparkplug" for r in self._commands.values()):
-            from shopfloor.connectors.mqtt.ingest import parse_broker_url
-
-            host, port, _ = parse_broker_url(platform.broker_url)
-            m = platform.config.mqtt
-            self._mqtt = SparkplugSender(host, port, f"{m.client_id}-control", m.username, m.password)
+            client, host, port = service_client(platform, f"{platform.config.mqtt.client_id}-control")
+            self._mqtt = SparkplugSender(client, host, port)
             self._mqtt.start(timeout=15.0)
 
     def stop(self) -> None:

@@ -15,26 +15,20 @@ Debian package: ``influxdb`` (1.6.7 on bookworm).
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 from shopfloor.core.errors import NotReady
-from shopfloor.core.net import free_port, wait_for_port
+from shopfloor.core.net import free_port
+from shopfloor.testing.private_server import PrivateServer, find_binary
 
 INFLUXD_PATHS = ("/usr/bin/influxd", "/usr/local/bin/influxd", "/usr/sbin/influxd")
 
 
 def find_influxd() -> str | None:
     """The influxd binary, or None when InfluxDB is not installed."""
-    found = shutil.which("influxd")
-    if found:
-        return found
-    return next((p for p in INFLUXD_PATHS if Path(p).exists()), None)
+    return find_binary("influxd", INFLUXD_PATHS)
 
 
 def influxd_version(binary: str) -> str:
@@ -46,8 +40,10 @@ def influxd_version(binary: str) -> str:
     return out.stdout.strip()
 
 
-class InfluxDB:
+class InfluxDB(PrivateServer):
     """An influxd process of our own; use as a context manager. ``url`` is its HTTP API."""
+
+    program = "influxd"
 
     def __init__(self, *, cache_max_memory: str = "1g", cold: str = "10s") -> None:
         """``cold``: idle time after which the cache is written to TSM and shards are fully compacted
@@ -55,18 +51,15 @@ class InfluxDB:
         binary = find_influxd()
         if binary is None:
             raise NotReady("influxd is not installed (Debian package 'influxdb')")
+        super().__init__("shopfloor-influxdb-")
         self.binary = binary
-        self.host = "127.0.0.1"
-        self.port = free_port()
         self.rpc_port = free_port()
         while self.rpc_port == self.port:
             self.rpc_port = free_port()
         self.cache_max_memory = cache_max_memory
         self.cold = cold
-        self._dir = Path(tempfile.mkdtemp(prefix="shopfloor-influxdb-"))
         self.data_dir = self._dir / "data"
         self.wal_dir = self._dir / "wal"
-        self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -99,37 +92,20 @@ class InfluxDB:
             "  enabled = false\n"
         )
 
-    def start(self) -> InfluxDB:
+    def _command(self) -> list[str]:
         conf = self._dir / "influxdb.conf"
         conf.write_text(self.config_text())
-        with open(self._dir / "influxd.log", "ab") as log:
-            self._proc = subprocess.Popen(
-                [self.binary, "run", "-config", str(conf)], stdout=log, stderr=subprocess.STDOUT, cwd=self._dir
-            )
-        try:
-            self._wait_ready()
-        except NotReady:
-            self.stop()
-            raise
-        return self
+        return [self.binary, "run", "-config", str(conf)]
 
-    def _wait_ready(self, timeout: float = 30.0) -> None:
+    def _probe(self) -> str | None:
         """The port opens once the HTTP service starts; /ping answers 204 when it serves."""
         import httpx
 
-        wait_for_port(self.host, self.port, timeout)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{self.url}/ping", timeout=2).status_code == 204:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self._proc is not None and self._proc.poll() is not None:
-                raise NotReady(f"influxd exited: {self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise NotReady(f"influxd not ready after {timeout} s: {self.log_tail()}")
-            time.sleep(0.05)
+        try:
+            status = httpx.get(f"{self.url}/ping", timeout=2).status_code
+        except httpx.HTTPError as exc:
+            return f"/ping: {exc!r}"
+        return None if status == 204 else f"/ping answered {status}"
 
     def query(self, q: str, db: str | None = None, *, post: bool = False) -> list[dict[str, object]]:
         """Run InfluxQL; returns the ``results`` list. Raises RuntimeError on an error in the answer."""
@@ -150,11 +126,6 @@ class InfluxDB:
     def create_database(self, name: str) -> None:
         self.query(f'CREATE DATABASE "{name}"', post=True)
 
-    def log_tail(self, n: int = 2000) -> str:
-        with contextlib.suppress(OSError):
-            return (self._dir / "influxd.log").read_text(errors="replace")[-n:]
-        return ""
-
     def disk_bytes(self) -> int:
         """Bytes under the data and WAL dirs."""
         return sum(f.stat().st_size for d in (self.data_dir, self.wal_dir) if d.exists()
@@ -173,21 +144,3 @@ class InfluxDB:
                 return True
             time.sleep(0.5)
         return False
-
-    def stop(self) -> None:
-        """Stop influxd (SIGTERM, then SIGKILL) and delete its directory."""
-        if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(5)
-            self._proc = None
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-    def __enter__(self) -> InfluxDB:
-        return self.start()
-
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()

@@ -13,16 +13,14 @@ import contextlib
 import os
 import pwd
 import shutil
+import signal
 import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from shopfloor.core.errors import NotReady
-from shopfloor.core.net import free_port, wait_for_port
+from shopfloor.testing.private_server import PrivateServer
 
 _BIN_DIRS = ("/usr/local/bin", "/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin")
 
@@ -40,21 +38,21 @@ def find_pg_bin() -> Path | None:
     return None
 
 
-class PostgresServer:
+class PostgresServer(PrivateServer):
     """A postgres process of our own; use as a context manager. ``url`` names database ``postgres``."""
+
+    program = "postgres"
+    stop_signal = signal.SIGINT  # fast shutdown: clients are disconnected, data is written out
 
     def __init__(self, *, fast: bool = True, settings: dict[str, str] | None = None) -> None:
         """``fast``: fsync off (tests); pass False to measure with durable commits."""
         bindir = find_pg_bin()
         if bindir is None:
             raise NotReady("PostgreSQL is not installed (Debian package 'postgresql')")
+        super().__init__("shopfloor-postgres-")
         self.bindir = bindir
-        self.host = "127.0.0.1"
-        self.port = free_port()
         self.settings = {**(FAST_SETTINGS if fast else {}), **(settings or {})}
-        self._dir = Path(tempfile.mkdtemp(prefix="shopfloor-postgres-"))
         self.data_dir = self._dir / "data"
-        self._proc: subprocess.Popen[bytes] | None = None
         self._run_as: dict[str, Any] = {}
         if os.geteuid() == 0:
             pw = pwd.getpwnam("postgres")
@@ -76,72 +74,32 @@ class PostgresServer:
         )  # fmt: skip
         self._initialized = True
 
-    def start(self) -> PostgresServer:
+    def _command(self) -> list[str]:
         if not self._initialized:
             self._initdb()
         args = [str(self.bindir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port), "-h", self.host,
                 "-k", str(self._dir)]  # fmt: skip
         for k, v in self.settings.items():
             args += ["-c", f"{k}={v}"]
-        with open(self._dir / "postgres.log", "ab") as log:
-            self._proc = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, env=self._env, cwd=self._dir, **self._run_as
-            )
-        try:
-            self._wait_ready()
-        except NotReady:
-            self.stop()
-            raise
-        return self
+        return args
 
-    def _wait_ready(self, timeout: float = 30.0) -> None:
-        """The port opens before recovery ends; wait until a connection is accepted."""
+    def _popen_options(self) -> dict[str, Any]:
+        return {"env": self._env, **self._run_as}
+
+    def _probe(self) -> str | None:
+        """The port opens before recovery ends: serving means a connection is accepted."""
         import psycopg
 
-        wait_for_port(self.host, self.port, timeout)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                psycopg.connect(self.url(), connect_timeout=2).close()
-                return
-            except psycopg.OperationalError as exc:
-                if self._proc is not None and self._proc.poll() is not None:
-                    raise NotReady(f"postgres exited: {self.log_tail()}") from exc
-                if time.monotonic() > deadline:
-                    raise NotReady(f"postgres not ready: {exc}") from exc
-                time.sleep(0.05)
-
-    def log_tail(self, n: int = 2000) -> str:
-        with contextlib.suppress(OSError):
-            return (self._dir / "postgres.log").read_text(errors="replace")[-n:]
-        return ""
-
-    def shutdown(self) -> None:
-        """Stop the server (fast shutdown: clients are disconnected, data is written out); keep the cluster."""
-        if self._proc is not None:
-            self._proc.send_signal(2)  # SIGINT: fast shutdown
-            try:
-                self._proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(5)
-            self._proc = None
+        try:
+            psycopg.connect(self.url(), connect_timeout=2).close()
+        except psycopg.OperationalError as exc:
+            return str(exc)
+        return None
 
     def restart(self) -> None:
-        """Stop and start the same cluster on the same port."""
+        """Stop and start the same cluster on the same port (``shutdown`` keeps it)."""
         self.shutdown()
         self.start()
-
-    def stop(self) -> None:
-        """Shut down and delete the cluster."""
-        self.shutdown()
-        shutil.rmtree(self._dir, ignore_errors=True)
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
-        self.stop()
 
 
 @contextlib.contextmanager

@@ -2,8 +2,8 @@
 // overview markers): a snapshot on connect, then one message per transition; reconnects with backoff.
 
 import { getJSON } from "./api.js";
+import { parseMessage, ReconnectingSocket, socketURL } from "./socket.js";
 
-const BACKOFF_MS = [500, 1000, 2000, 3000, 5000];
 export const PRIORITIES = ["critical", "high", "medium", "low"];
 const RANK = { critical: 3, high: 2, medium: 1, low: 0 };
 const UNACK_ORDER = { unack_active: 0, rtn_unack: 1, acked_active: 2 };
@@ -53,15 +53,13 @@ export function equipmentOf(a) {
   return tag ? tag.slice(0, tag.lastIndexOf("/")) : "";
 }
 
-export class AlarmStream {
+export class AlarmStream extends ReconnectingSocket {
   constructor() {
+    super();
     this.alarms = new Map(); // id -> view, only those that need attention
     this.summary = null;
     this.state = "connecting"; // connecting | live | disconnected | unauthorized
     this.listeners = new Set();
-    this.ws = null;
-    this.attempt = 0;
-    this.timer = null;
     this.dropped = 0;
     this.stopped = true;
   }
@@ -73,12 +71,7 @@ export class AlarmStream {
 
   stop() {
     this.stopped = true;
-    clearTimeout(this.timer);
-    if (this.ws) {
-      this.ws.onclose = null;
-      this.ws.close();
-      this.ws = null;
-    }
+    this.disconnect();
   }
 
   /** fn(event|null) after every change; event is the transition, null for a snapshot or a link change. */
@@ -87,34 +80,22 @@ export class AlarmStream {
     return () => this.listeners.delete(fn);
   }
 
-  connect() {
-    clearTimeout(this.timer);
-    if (this.ws) {
-      this.ws.onclose = null;
-      this.ws.onmessage = null;
-      this.ws.close();
+  url() {
+    return socketURL("/api/ws/alarms");
+  }
+
+  closed(event) {
+    this.ws = null;
+    if (event.code === 1008) { // refused: not logged in (the login form brings us back)
+      this.setState("unauthorized");
+      window.dispatchEvent(new CustomEvent("authrequired", { detail: event.reason }));
+      return;
     }
-    const url = new URL("/api/ws/alarms", window.location.href);
-    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(url);
-    ws.binaryType = "arraybuffer";
-    this.ws = ws;
-    ws.onmessage = (event) => this.receive(event.data);
-    ws.onclose = (event) => {
-      if (this.ws !== ws) return;
-      this.ws = null;
-      if (event.code === 1008) { // refused: not logged in (the login form brings us back)
-        this.setState("unauthorized");
-        window.dispatchEvent(new CustomEvent("authrequired", { detail: event.reason }));
-        return;
-      }
-      this.lost();
-    };
-    ws.onerror = () => { /* onclose follows */ };
+    this.lost();
   }
 
   receive(data) {
-    const msg = JSON.parse(typeof data === "string" ? data : new TextDecoder().decode(data));
+    const msg = parseMessage(data);
     if (msg.type === "alarms") {
       this.alarms = new Map(msg.alarms.map((a) => [a.id, a]));
       this.summary = msg.summary;
@@ -148,10 +129,9 @@ export class AlarmStream {
 
   lost() {
     if (this.stopped) return;
-    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
-    this.attempt += 1;
+    const delay = this.nextDelay();
     this.setState("disconnected");
-    this.timer = setTimeout(() => this.connect(), delay);
+    this.retry(delay);
   }
 
   setState(state) {

@@ -1,19 +1,17 @@
 // One WebSocket to /api/ws/live for the whole dashboard: current values, samples as they are committed,
 // and reconnection with backoff after the platform goes away (restart, network).
 
-const BACKOFF_MS = [500, 1000, 2000, 3000, 5000];
+import { parseMessage, ReconnectingSocket, socketURL } from "./socket.js";
 
-export class LiveStream {
+export class LiveStream extends ReconnectingSocket {
   constructor() {
+    super();
     this.tags = null; // null: every tag
-    this.ws = null;
     this.state = "connecting"; // connecting | live | disconnected
     this.current = new Map(); // tag -> {t, value, quality}
     this.sampleListeners = new Set();
     this.stateListeners = new Set();
-    this.attempt = 0;
     this.retryAt = null;
-    this.timer = null;
     this.disconnectedSince = null;
     this.everConnected = false;
   }
@@ -38,30 +36,19 @@ export class LiveStream {
     return () => this.stateListeners.delete(fn);
   }
 
-  connect() {
-    clearTimeout(this.timer);
-    if (this.ws) {
-      this.ws.onclose = null;
-      this.ws.onmessage = null;
-      this.ws.close();
-    }
-    const url = new URL("/api/ws/live", window.location.href);
-    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  url() {
+    const url = socketURL("/api/ws/live");
     if (this.tags) for (const t of this.tags) url.searchParams.append("tag", t);
     url.searchParams.set("interval_ms", "250");
-    const ws = new WebSocket(url);
-    ws.binaryType = "arraybuffer";
-    this.ws = ws;
-    ws.onmessage = (event) => this.receive(event.data);
-    ws.onclose = () => {
-      if (this.ws === ws) this.lost();
-    };
-    ws.onerror = () => { /* onclose follows and schedules the retry */ };
+    return url;
+  }
+
+  closed() {
+    this.lost();
   }
 
   receive(data) {
-    const text = typeof data === "string" ? data : new TextDecoder().decode(data);
-    const msg = JSON.parse(text);
+    const msg = parseMessage(data);
     if (msg.type === "hello") {
       const reconnected = this.state === "disconnected" || (this.everConnected && this.attempt > 0);
       this.attempt = 0;
@@ -81,13 +68,12 @@ export class LiveStream {
   }
 
   lost() {
-    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)];
-    this.attempt += 1;
+    const delay = this.nextDelay();
     this.retryAt = Date.now() + delay;
     if (this.disconnectedSince === null) this.disconnectedSince = Date.now();
     this.setState(this.everConnected ? "disconnected" : "connecting", {});
     if (!this.everConnected && this.attempt > 2) this.setState("disconnected", {});
-    this.timer = setTimeout(() => this.connect(), delay);
+    this.retry(delay);
   }
 
   setState(state, extra) {

@@ -2,10 +2,10 @@
 // red, boxes in yellow) and their verdicts, the defect-rate trend, the review queue where an operator confirms
 // or corrects uncertain verdicts, and the images that could not be used, with the reason.
 
-import { getJSON, sendJSON } from "../api.js";
+import { getJSON } from "../api.js";
+import { PageLoop, runAction, showEmpty, showLoadError, when } from "../apppage.js";
 import { PALETTE, PLOT_CONFIG, rgba, themeLayout, toPlot } from "../charts.js";
-import { clockTime, dateTime, html, humanize, number } from "../format.js";
-import { actionFailed, toast } from "../toast.js";
+import { html, humanize, number } from "../format.js";
 
 const POLL_MS = 5000;
 const LATEST = 12;
@@ -14,11 +14,6 @@ const TREND_BUCKET_S = 600;
 
 export function title() {
   return "Inspection";
-}
-
-function when(ms) {
-  if (ms === null || ms === undefined) return "—";
-  return new Date(ms).toDateString() === new Date().toDateString() ? clockTime(ms) : dateTime(ms);
 }
 
 function verdictPill(verdict) {
@@ -57,8 +52,7 @@ export function mount(el) {
     <section class="panel" style="margin-top:var(--gap)"><div class="panel-head"><h2>Images refused</h2><span class="spacer"></span>
       <span class="faint" id="rejected-count"></span></div><div class="table-wrap" id="rejected"></div></section>
   </div>`;
-  let stopped = false;
-  let timer = null;
+  const page = new PageLoop(POLL_MS);
   const trend = el.querySelector("#trend");
 
   function renderStatus(s) {
@@ -82,7 +76,7 @@ export function mount(el) {
   function renderParts(rows) {
     const box = el.querySelector("#parts");
     if (!rows.length) {
-      box.innerHTML = '<div class="empty">No parts inspected yet: the camera takes a picture of every part produced.</div>';
+      showEmpty(box, "No parts inspected yet: the camera takes a picture of every part produced.");
       return;
     }
     box.innerHTML = rows.map((r) => html`<figure class="part ${r.verdict}" data-testid="part" data-serial="${r.serial}">
@@ -118,7 +112,7 @@ export function mount(el) {
     el.querySelector("#review-count").textContent = `${body.pending} waiting`;
     const box = el.querySelector("#review");
     if (!body.items.length) {
-      box.innerHTML = '<div class="empty">Nothing to review: every verdict was sure enough.</div>';
+      showEmpty(box, "Nothing to review: every verdict was sure enough.");
       return;
     }
     box.innerHTML = html`<table class="grid"><thead><tr><th>Part</th><th>Model says</th><th class="r">Decide</th></tr></thead><tbody>
@@ -155,46 +149,34 @@ export function mount(el) {
         getJSON("/api/inspection/review", { limit: 20 }),
         getJSON("/api/inspection/rejected", { limit: 10 }),
       ]);
-      if (stopped) return;
+      if (page.stopped) return;
       renderStatus(status);
       renderParts(latest);
       renderTrend(rate);
       renderReview(review);
       renderRejected(rejected);
     } catch (err) {
-      if (stopped) return;
-      const text = err.status === 404 ? "This plant has no inspection station (no 'inspection:' section in plant.yaml)."
-        : `Inspection data cannot be read: ${err.message}`;
-      el.querySelector("#parts").innerHTML = html`<div class="empty">${text}</div>`.html;
+      if (page.stopped) return;
+      showLoadError(el.querySelector("#parts"), err, {
+        absent: "This plant has no inspection station (no 'inspection:' section in plant.yaml).", what: "Inspection",
+      });
     }
   }
 
   el.addEventListener("click", async (event) => {
     const button = event.target.closest("button[data-action]");
     if (!button) return;
-    button.disabled = true;
     const { id, label: chosen, action } = button.dataset;
-    try {
-      await sendJSON(`/api/inspection/review/${id}`, { label: chosen });
-      toast(action === "confirm" ? "Verdict confirmed" : `Verdict corrected to ${chosen}`);
-      await refresh();
-    } catch (err) {
-      button.disabled = false;
-      actionFailed("record the review", err);
-    }
+    await runAction(button, {
+      path: `/api/inspection/review/${id}`, body: { label: chosen }, refresh, failed: "record the review",
+      done: action === "confirm" ? "Verdict confirmed" : `Verdict corrected to ${chosen}`,
+    });
   });
 
-  async function loop() {
-    await refresh();
-    if (!stopped) timer = setTimeout(loop, POLL_MS);
-  }
-  loop();
-  const onTheme = () => refresh();
-  window.addEventListener("themechange", onTheme);
+  page.start(refresh);
+  page.onTheme(() => refresh());
   return () => {
-    stopped = true;
-    clearTimeout(timer);
-    window.removeEventListener("themechange", onTheme);
+    page.stop();
     if (window.Plotly) window.Plotly.purge(trend);
   };
 }

@@ -2,21 +2,16 @@
 // useful life with its interval, diagnosed fault and confidence), the trend of health and RUL from the
 // historian for the machine chosen, and the maintenance work orders with their actions (engineer).
 
-import { getJSON, sendJSON } from "../api.js";
+import { getJSON } from "../api.js";
+import { PageLoop, runAction, showEmpty, showLoadError, when } from "../apppage.js";
 import { PLOT_CONFIG, themeLayout, toPlot } from "../charts.js";
-import { clockTime, dateTime, html, number } from "../format.js";
-import { actionFailed, toast } from "../toast.js";
+import { html, number } from "../format.js";
 
 const POLL_MS = 5000;
 const SPANS = { "8h": 8, "24h": 24, "7d": 168 };
 
 export function title() {
   return "Maintenance";
-}
-
-function when(ms) {
-  if (ms === null || ms === undefined) return "—";
-  return new Date(ms).toDateString() === new Date().toDateString() ? clockTime(ms) : dateTime(ms);
 }
 
 function shortName(path) {
@@ -48,8 +43,7 @@ export function mount(el, route) {
       <div class="table-wrap" id="orders" data-testid="work-orders"></div>
     </section>
   </div>`;
-  let stopped = false;
-  let timer = null;
+  const page = new PageLoop(POLL_MS);
   let chosen = route?.query?.get("machine") || null;
   let span = "8h";
   let machines = [];
@@ -63,7 +57,7 @@ export function mount(el, route) {
     if (!chosen && machines.length) chosen = machines[0].equipment;
     const box = el.querySelector("#machines");
     if (!machines.length) {
-      box.innerHTML = '<div class="empty">No machine is watched (maintenance.machines is empty).</div>';
+      showEmpty(box, "No machine is watched (maintenance.machines is empty).");
       return;
     }
     box.innerHTML = machines.map((s) => {
@@ -95,7 +89,7 @@ export function mount(el, route) {
     const start = `-${SPANS[span]}h`;
     const tags = ["health_index", "rul", "rul_low", "rul_high"];
     const series = await Promise.all(tags.map((t) => getJSON("/api/history", { tag: `${m.health_equipment}/${t}`, start })));
-    if (stopped) return;
+    if (page.stopped) return;
     const [hi, rul, low, high] = series;
     const x = (s) => s.t.map(toPlot);
     const y = (s) => s.mean ?? s.value;
@@ -121,7 +115,7 @@ export function mount(el, route) {
   function renderOrders(rows) {
     const box = el.querySelector("#orders");
     if (!rows.length) {
-      box.innerHTML = '<div class="empty">No work order: no bearing is predicted to fail soon.</div>';
+      showEmpty(box, "No work order: no bearing is predicted to fail soon.");
       return;
     }
     box.innerHTML = html`<table class="grid"><thead><tr><th>Order</th><th>Machine</th><th>Predicted fault</th>
@@ -146,15 +140,15 @@ export function mount(el, route) {
         getJSON("/api/maintenance/machines"),
         getJSON("/api/maintenance/work-orders", closed ? { limit: 100 } : { status: "open" }),
       ]);
-      if (stopped) return;
+      if (page.stopped) return;
       renderMachines(status);
       renderOrders(orders);
       await renderTrend();
     } catch (err) {
-      if (stopped) return;
-      const text = err.status === 404 ? "This plant runs no maintenance service (no 'maintenance:' section in plant.yaml)."
-        : `Maintenance data cannot be read: ${err.message}`;
-      el.querySelector("#machines").innerHTML = html`<div class="empty">${text}</div>`.html;
+      if (page.stopped) return;
+      showLoadError(el.querySelector("#machines"), err, {
+        absent: "This plant runs no maintenance service (no 'maintenance:' section in plant.yaml).", what: "Maintenance",
+      });
     }
   }
 
@@ -174,33 +168,22 @@ export function mount(el, route) {
     }
     const button = event.target.closest("button[data-action]");
     if (!button) return;
-    button.disabled = true;
     const { id, action } = button.dataset;
-    try {
-      await sendJSON(`/api/maintenance/work-orders/${id}/${action}`, action === "close" ? { note: "closed from the dashboard" } : {});
-      toast(action === "ack" ? "Work order acknowledged" : "Work order closed");
-      await refresh();
-    } catch (err) {
-      button.disabled = false;
-      actionFailed(action === "ack" ? "acknowledge the work order" : "close the work order", err);
-    }
+    await runAction(button, {
+      path: `/api/maintenance/work-orders/${id}/${action}`, body: action === "close" ? { note: "closed from the dashboard" } : {},
+      refresh, done: action === "ack" ? "Work order acknowledged" : "Work order closed",
+      failed: action === "ack" ? "acknowledge the work order" : "close the work order",
+    });
   });
   el.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && event.target.matches(".machine[data-equipment]")) event.target.click();
   });
   el.querySelector("#show-closed").addEventListener("change", refresh);
 
-  async function loop() {
-    await refresh();
-    if (!stopped) timer = setTimeout(loop, POLL_MS);
-  }
-  loop();
-  const onTheme = () => renderTrend();
-  window.addEventListener("themechange", onTheme);
+  page.start(refresh);
+  page.onTheme(() => renderTrend());
   return () => {
-    stopped = true;
-    clearTimeout(timer);
-    window.removeEventListener("themechange", onTheme);
+    page.stop();
     if (window.Plotly) window.Plotly.purge(trend);
   };
 }
