@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from shopfloor.core.net import no_delay
+
 if TYPE_CHECKING:
     from shopfloor.config.schema import PlantConfig
     from shopfloor.platform import Platform
@@ -50,7 +52,7 @@ def broker_client(
     if tls:
         client.tls_set()
     client.reconnect_delay_set(1, max_reconnect_s)
-    return client
+    return no_delay(client)  # commands and their answers are small packets: no Nagle wait
 
 
 def service_client(

@@ -49,6 +49,7 @@ class Mosquitto(PrivateServer):
             "max_queued_messages 1000000\n"
             "max_inflight_messages 1000\n"
             "max_packet_size 16777216\n"
+            "set_tcp_nodelay true\n"  # as docs/control.md advises: commands are answered in ms, not tens
             f"{self.extra_config}\n"
         )
         return [self.binary, "-c", str(conf)]

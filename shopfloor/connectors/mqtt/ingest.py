@@ -45,6 +45,7 @@ from shopfloor.connectors.mqtt.sparkplug_host import DeviceKey, SparkplugHost
 from shopfloor.core.deadletters import DeadLetterStore
 from shopfloor.core.errors import DecodeError, NotReady
 from shopfloor.core.model import AssetModel, TagIndex
+from shopfloor.core.net import no_delay
 from shopfloor.core.samples import SampleBatch
 from shopfloor.historian.writer import HistorianWriter
 
@@ -133,6 +134,7 @@ class MqttIngest:
             self.client.username_pw_set(username, password)
         if self.tls:
             self.client.tls_set()
+        no_delay(self.client)  # PUBACKs and the host's commands are small packets: no Nagle wait
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
         self.client.reconnect_delay_set(1, 10)

@@ -35,6 +35,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from shopfloor.core.errors import DecodeError, NotReady
+from shopfloor.core.net import no_delay
 
 from .codec import (
     DecodedPayload,
@@ -145,7 +146,7 @@ class EdgeNode:
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
-        return client
+        return no_delay(client)  # a command's report goes out at once
 
     # ------------------------------------------------------------------ configuration
 
