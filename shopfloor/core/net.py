@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from shopfloor.core.errors import NotReady
 
@@ -28,7 +28,10 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
     raise NotReady(f"nothing listens on {host}:{port} after {timeout} s")
 
 
-def no_delay(client: Any) -> Any:
+C = TypeVar("C")
+
+
+def no_delay(client: C) -> C:
     """Set TCP_NODELAY on each connection a paho client opens (paho leaves Nagle's algorithm on).
 
     With Nagle on, a small packet waits while an earlier one is unacknowledged, and the peer's delayed ACK
@@ -40,5 +43,5 @@ def no_delay(client: Any) -> Any:
         with contextlib.suppress(OSError, AttributeError):  # not a TCP socket (Unix socket, websocket wrapper)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    client.on_socket_open = opened
+    client.on_socket_open = opened  # type: ignore[attr-defined]
     return client
