@@ -13,6 +13,10 @@
 `WindowedGaussian` is NAB's windowed Gaussian baseline (window 1,000 values, step 1; the score is one minus
 the two-sided Gaussian tail probability of the value under the window's mean and standard deviation),
 written here after NAB's `windowedGaussian_detector.py`.
+
+`DETECTORS` names every detector for a stream: ours, the windowed Gaussian, and ARTime (`anomaly_artime.py`,
+NAB's best published detector, which like NAB's reference detectors is told the stream's minimum, maximum
+and length before the first record).
 """
 
 from __future__ import annotations
@@ -20,14 +24,16 @@ from __future__ import annotations
 import json
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
+from shopfloor.apps.maintenance.anomaly_artime import ARTime
 from shopfloor.apps.maintenance.data import dataset_dir, files_sha256
 from shopfloor.core.errors import ShopfloorError
 
@@ -246,9 +252,24 @@ class StreamingDetector:
         return score
 
 
-def run_detector(detector: WindowedGaussian | StreamingDetector, values: Iterable[float]) -> FloatArray:
+class Detector(Protocol):
+    """A streaming detector: one score per value, from that value and the ones before it only."""
+
+    def update(self, value: float) -> float: ...
+
+
+def run_detector(detector: Detector, values: Iterable[float]) -> FloatArray:
     """Feed values one at a time; the score of each comes before the detector learns it."""
     return np.array([detector.update(float(v)) for v in values])
+
+
+# name -> factory given the whole stream; only ARTime reads it (its minimum, maximum and length, as NAB
+# gives them to its reference detectors), the others ignore it
+DETECTORS: dict[str, Callable[[FloatArray], Detector]] = {
+    "artime": ARTime.for_series,
+    "ours": lambda values: StreamingDetector(),
+    "windowed_gaussian": lambda values: WindowedGaussian(),
+}
 
 
 # --- NAB corpus ------------------------------------------------------------------------------------------
