@@ -19,12 +19,15 @@ class Model(StrEnum):
     rul = "rul"
     failure = "failure"
     sim_bearing = "sim-bearing"
+    rul_interval = "rul-interval"
 
 
 @app.command()
 def train(
     model: Annotated[Model, typer.Argument(help="bearing (CWRU), rul (C-MAPSS), failure (AI4I 2020), sim-bearing "
-                                              "(the virtual factory's spindle bearings, from generated windows).")],
+                                              "(the virtual factory's spindle bearings, from generated windows), "
+                                              "rul-interval (calibration of the spindle bearings' RUL interval, "
+                                              "from simulated bearing lives).")],
     data: Annotated[Path | None, typer.Option(help="Data root holding cwru/, cmapss/, ai4i2020/ "
                                               "(default: $SHOPFLOOR_DATA or ../shared/data).")] = None,
     out: Annotated[Path, typer.Option(help="Artifact root; each model gets <name>/v<N>/.")] = DEFAULT_MODELS,

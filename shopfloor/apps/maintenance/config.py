@@ -36,9 +36,10 @@ class MachineConfig(_Strict):
 
 
 class ModelChoice(_Strict):
-    """A trained diagnosis model (versioned artifact) to use instead of the envelope analysis."""
+    """A trained model (versioned artifact): a diagnosis model instead of the envelope analysis, or an RUL
+    interval calibration instead of the bootstrap interval."""
 
-    name: str = Field(description="Artifact name, e.g. bearing-sim (shopfloor maintenance train sim-bearing).")
+    name: str = Field(description="Artifact name, e.g. bearing-sim or rul-interval-sim (shopfloor maintenance train).")
     version: int | None = Field(default=None, ge=1, description="None: the latest version.")
     root: str | None = Field(default=None, description="Artifact root; default <data_dir>/models.")
 
@@ -50,6 +51,9 @@ class MaintenanceConfig(_Strict):
     bearing: BearingConfig
     envelope_band_hz: tuple[float, float] = Field(description="Band of the structural resonance the strikes ring.")
     model: ModelChoice | None = Field(default=None, description="None: physics-based envelope diagnosis.")
+    rul_interval: ModelChoice | None = Field(
+        default=None, description="RUL interval calibration (shopfloor maintenance train rul-interval); None: the "
+                                  "fit's bootstrap interval, which knows nothing of the duty cycle and is too narrow.")
     machines: list[MachineConfig] = Field(min_length=1)
     min_speed_frac: float = Field(default=0.5, gt=0, le=1.5, description="Indicator only from samples at speed.")
     bucket_s: float = Field(default=60.0, gt=0, description="Indicator points: median over this much sim time.")

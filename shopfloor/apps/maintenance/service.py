@@ -10,8 +10,12 @@ Inputs, per machine of the ``maintenance:`` config section:
   speed, ``(vibration - idle) / (speed / rated) - baseline`` (mm/s); its median over ``bucket_s`` of
   sim time is one point of the degradation trend.
 At every trend point the service writes the health index (100 x (1 - indicator / failure level), from
-the median of the last three points) and the RUL with its 80 % interval (power-law P-F fit with a
-block bootstrap: degradation.py) as derived tags of the machine's health equipment. When the RUL lower
+the median of the last three points) and the RUL with its interval as derived tags of the machine's health
+equipment: the power-law P-F fit (degradation.py) and, when ``rul_interval`` names a calibration artifact,
+its conformal factors learnt from past failures (rulinterval.py; the calibration must have been learnt with
+the service's trend settings, else start fails); without one, the fit's block-bootstrap interval, which
+covers the fit's uncertainty only and is too narrow (docs/maintenance.md). ``health()["rul_interval"]``
+says which. When the RUL lower
 bound falls under ``work_order_rul_h`` it opens one work order for the developing fault (workorders.py),
 refreshes its prediction while it is open, and closes it when the indicator is back at a new bearing's
 level. The maintenance alarm is an ordinary alarm rule on those derived tags (plant.yaml).
@@ -41,8 +45,9 @@ from numpy.typing import NDArray
 from paho.mqtt.enums import CallbackAPIVersion
 
 from shopfloor.apps.maintenance.config import MachineConfig, MaintenanceConfig
-from shopfloor.apps.maintenance.degradation import NoTrend, RulEstimate, estimate_rul
+from shopfloor.apps.maintenance.degradation import NoTrend, RulEstimate, estimate_rul, fit_rul
 from shopfloor.apps.maintenance.diagnosis import FAULT_CODES, FAULT_LABELS, Diagnosis, EnvelopeDiagnoser
+from shopfloor.apps.maintenance.rulinterval import CalibrationError, IntervalCalibration, TrendSettings
 from shopfloor.apps.maintenance.signal import BearingGeometry, SignalError
 from shopfloor.apps.maintenance.workorders import Prediction, WorkOrder, WorkOrderStore
 from shopfloor.core.errors import ShopfloorError
@@ -184,6 +189,8 @@ class MaintenanceService:
         self.store: WorkOrderStore | None = None
         self.diagnoser: WindowDiagnoser | None = None
         self.model_info: dict[str, Any] = {"kind": "envelope"}
+        self.interval: IntervalCalibration | None = None
+        self.interval_info: dict[str, Any] = {"kind": "bootstrap", "calibrated": False}
         self.machines: dict[str, MachineState] = {}
         self._by_health: dict[str, MachineState] = {}
         self._lock = threading.Lock()  # machines' state: worker writes, API reads
@@ -211,6 +218,7 @@ class MaintenanceService:
         self._inbox.clear()
         self.machines, self._by_health = {}, {}
         self.diagnoser = self._diagnoser(config, platform)
+        self.interval = self._interval(config, platform)
         index = platform.tag_index
         for m in config.machines:
             st = MachineState(m, index.id_of(f"{m.equipment}/{m.vibration_tag}"),
@@ -246,6 +254,10 @@ class MaintenanceService:
         self.model_info = {"kind": "artifact", "name": meta.name, "version": meta.version, "metrics": meta.metrics}
         diagnoser: WindowDiagnoser = model  # type: ignore[assignment]
         return diagnoser
+
+    def _interval(self, config: MaintenanceConfig, platform: Platform) -> IntervalCalibration | None:
+        calibration, self.interval_info = load_rul_interval(config, Path(platform.data_dir))
+        return calibration
 
     def _connect(self, broker_url: str, topic: str) -> None:
         from shopfloor.connectors.mqtt.ingest import parse_broker_url
@@ -297,7 +309,8 @@ class MaintenanceService:
 
     def health(self) -> dict[str, object]:
         return {
-            "model": self.model_info, "machines": len(self.machines), "connected": self._connected.is_set(),
+            "model": self.model_info, "rul_interval": self.interval_info, "machines": len(self.machines),
+            "connected": self._connected.is_set(),
             "windows_received": self.received, "windows_analysed": self.analysed, "windows_rejected": self.rejected,
             "windows_dropped": self.dropped, "evaluations": self.evaluations, "errors": self.errors,
             "last_error": self.last_error, "cpu_s": round(self.cpu_s, 3),
@@ -442,9 +455,13 @@ class MaintenanceService:
             d = np.fromiter(st.points_d, np.float64)
         t = (np.fromiter(st.points_t, np.int64) - int(st.points_t[0])) / 3.6e12
         now_h = (now_ns - int(st.points_t[0])) / 3.6e12
+        rul: RulEstimate | None
         try:
-            rul: RulEstimate | None = estimate_rul(t, d, m.failure_level_mm_s, now_h, onset_level=onset,
-                                                   horizon=cfg.horizon_h)
+            if self.interval is not None:
+                rul = self.interval.estimate(fit_rul(t, d, m.failure_level_mm_s, now_h, onset_level=onset,
+                                                     horizon=cfg.horizon_h))
+            else:
+                rul = estimate_rul(t, d, m.failure_level_mm_s, now_h, onset_level=onset, horizon=cfg.horizon_h)
         except NoTrend:
             rul = None
         hi = 100.0 * min(max(1.0 - recent / m.failure_level_mm_s, 0.0), 1.0)
@@ -498,4 +515,32 @@ class MaintenanceService:
         log.info("maintenance: %s has a new bearing", st.config.equipment)
 
 
-__all__ = ["DEAD_LETTER_SOURCE", "MaintenanceService", "Window", "WindowError", "decode_window"]
+def load_rul_interval(config: MaintenanceConfig, data_dir: Path) -> tuple[IntervalCalibration | None, dict[str, Any]]:
+    """The RUL interval calibration ``config.rul_interval`` names (default root ``<data_dir>/models``) and what
+    health shows of it; (None, bootstrap) when none is named. ShopfloorError for an artifact that is missing,
+    not a calibration, or learnt with other trend settings than the config's."""
+    choice = config.rul_interval
+    if choice is None:
+        return None, {"kind": "bootstrap", "calibrated": False}
+    from shopfloor.apps import artifacts
+
+    root = Path(choice.root) if choice.root else data_dir / "models"
+    model, meta = artifacts.load(root, choice.name, choice.version)
+    if not isinstance(model, IntervalCalibration):
+        raise ShopfloorError(f"artifact {meta.name} v{meta.version} is not an RUL interval calibration")
+    try:
+        model.check(trend_settings(config))
+    except CalibrationError as exc:
+        raise ShopfloorError(f"artifact {meta.name} v{meta.version}: {exc}") from None
+    return model, {"kind": "calibrated", "calibrated": True, "name": meta.name, "version": meta.version,
+                   "coverage": model.coverage, "metrics": meta.metrics}
+
+
+def trend_settings(config: MaintenanceConfig) -> TrendSettings:
+    """How this service fits the trend, for a calibration to be checked against (rulinterval.py)."""
+    return TrendSettings(onset_fraction=config.onset_fraction, max_points=config.max_points, bucket_s=config.bucket_s,
+                         min_speed_frac=config.min_speed_frac, horizon_h=config.horizon_h)
+
+
+__all__ = ["DEAD_LETTER_SOURCE", "MaintenanceService", "Window", "WindowError", "decode_window", "load_rul_interval",
+           "trend_settings"]

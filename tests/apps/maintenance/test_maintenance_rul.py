@@ -101,3 +101,55 @@ def test_bad_files_are_refused(tmp_path: Path) -> None:
     text.write_text("a b c\n")
     with pytest.raises(rul.CmapssFormatError):
         rul.read_fleet(text)
+
+
+def fd002_like(n_units: int, seed: int) -> tuple[rul.Fleet, np.ndarray, np.ndarray]:
+    """A fleet flown at FD002's six operating points (altitude kft, Mach, throttle angle, with the settings'
+    jitter), each cycle at a random one. Each sensor reads an offset of its condition (up to 50 sensor
+    standard deviations apart, as FD002's are) plus wear towards failure plus noise. Returns the fleet, each
+    row's true condition and its wear."""
+    points = np.array([[0.0, 0.0, 100.0], [10.0, 0.25, 100.0], [20.0, 0.70, 100.0], [25.0, 0.62, 60.0],
+                       [35.0, 0.84, 100.0], [42.0, 0.84, 100.0]])
+    offsets = np.random.default_rng(7).normal(scale=50.0, size=(6, rul.N_SENSORS))  # the same engines every fleet
+    rng = np.random.default_rng(seed)
+    units, cycles, settings, sensors, labels, wears = [], [], [], [], [], []
+    for u in range(1, n_units + 1):
+        life = int(rng.integers(130, 250))
+        for c in range(1, life + 1):
+            k = int(rng.integers(6))
+            wear = float(np.exp((c - life) / 30.0))
+            units.append(u)
+            cycles.append(c)
+            settings.append(points[k] + rng.normal(scale=[2e-3, 3e-4, 0.0]))
+            sensors.append(offsets[k] + 3.0 * wear * np.linspace(0.5, 1.5, rul.N_SENSORS)
+                           + rng.normal(size=rul.N_SENSORS))
+            labels.append(k)
+            wears.append(wear)
+    fleet = rul.Fleet(np.array(units), np.array(cycles), np.array(settings), np.array(sensors))
+    return fleet, np.array(labels), np.array(wears)
+
+
+def _explained(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Share of each column's variance explained by the label (eta squared)."""
+    between = sum((labels == k).sum() * (x[labels == k].mean(axis=0) - x.mean(axis=0)) ** 2 for k in np.unique(labels))
+    return np.asarray(between / (len(x) * x.var(axis=0)))
+
+
+def test_six_operating_conditions_are_found_and_normalised_away_on_held_out_engines() -> None:
+    """FD002/FD004 fly six operating points; find_conditions must find exactly them (one cluster per point),
+    and the per-condition standardisation learnt on training engines must remove the condition's effect on
+    other engines while keeping the wear: raw, the condition explains almost all of a sensor's variance and
+    hides the wear; normalised, it explains none of it and the wear shows."""
+    train, _, _ = fd002_like(12, seed=1)
+    test, labels, wear = fd002_like(8, seed=2)
+    norm = rul.ConditionNormaliser.fit(train)
+    assert norm.n_conditions == 6
+    found = norm.condition(test.settings)
+    pairs = set(zip(found.tolist(), labels.tolist(), strict=True))
+    assert len(pairs) == 6  # a one-to-one match between clusters and operating points
+    z = norm.transform(test)
+    assert z.shape[1] == rul.N_SENSORS
+    assert _explained(test.sensors, labels).min() > 0.9
+    assert _explained(z, labels).max() < 0.02  # by chance alone, 6 groups in 1,400 rows explain about 0.004
+    assert abs(np.corrcoef(test.sensors.mean(axis=1), wear)[0, 1]) < 0.3
+    assert np.corrcoef(z.mean(axis=1), wear)[0, 1] > 0.9
