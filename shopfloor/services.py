@@ -99,6 +99,10 @@ def default_services(config: PlantConfig) -> list[PlatformService]:
         from shopfloor.apps.maintenance.service import MaintenanceService
 
         services.append(MaintenanceService(config.maintenance))
+    if config.anomaly is not None:  # streaming anomaly scores of live tags (docs/maintenance.md)
+        from shopfloor.apps.maintenance.live_anomaly import AnomalyService
+
+        services.append(AnomalyService(config.anomaly))
     if config.drive is not None and config.drive.vehicles:  # remotely driven vehicles (docs/drive.md)
         from shopfloor.control.drive import DriveService
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler,
 
 from shopfloor.alarms.config import AlarmsConfig, KnownTags, known_tags
 from shopfloor.apps.inspection.config import InspectionConfig
-from shopfloor.apps.maintenance.config import MaintenanceConfig
+from shopfloor.apps.maintenance.config import AnomalyConfig, MaintenanceConfig
 from shopfloor.apps.mes.config import MesConfig
 from shopfloor.apps.scheduling.config import SchedulingConfig
 from shopfloor.apps.warehouse.config import WarehouseConfig
@@ -323,6 +323,8 @@ class PlantConfig(Strict):
     warehouse: WarehouseConfig | None = Field(default=None, description="Warehouse and AGVs (docs/warehouse.md).")
     scheduling: SchedulingConfig | None = Field(default=None, description="The plant's planner (docs/scheduling.md).")
     inspection: InspectionConfig | None = Field(default=None, description="Inspection station (docs/inspection.md).")
+    anomaly: AnomalyConfig | None = Field(default=None, description="Live tags scored by streaming anomaly "
+                                                                    "detectors (docs/maintenance.md).")
 
     @model_validator(mode="after")
     def _control_targets(self) -> PlantConfig:

@@ -6,6 +6,8 @@ factory's vibration extension writes this section for its CNCs (shopfloor/sim/vi
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
@@ -77,4 +79,33 @@ class MaintenanceConfig(_Strict):
         return self
 
 
-__all__ = ["BearingConfig", "MachineConfig", "MaintenanceConfig", "ModelChoice"]
+class WatchedTag(_Strict):
+    """A live tag scored for anomalies, one sample at a time, into a derived score tag."""
+
+    tag: str = Field(description="Asset path of the live tag.")
+    score: str = Field(description="Asset path of the derived tag (source: {protocol: derived, app: anomaly}) "
+                                   "that receives the score, 0 (usual) to 1 (most unusual).")
+    detector: Literal["auto", "artime", "ours"] = Field(
+        default="auto", description="artime needs the tag's engineering range; auto: artime when the tag has "
+                                    "one, else ours (docs/maintenance.md).")
+    length: int = Field(default=5000, ge=94, description="ARTime's stream length: sets its probation period "
+                                                         "(15 %, at most 750 samples).")
+
+
+class AnomalyConfig(_Strict):
+    """The ``anomaly:`` section: live tags watched by the streaming anomaly detectors (service ``anomaly``)."""
+
+    tags: list[WatchedTag] = Field(min_length=1)
+    poll_s: float = Field(default=0.2, gt=0, le=10, description="How often new samples are scored.")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> AnomalyConfig:
+        scores = [w.score for w in self.tags]
+        if len(set(scores)) != len(scores):
+            raise ValueError("anomaly.tags writes one score tag twice")
+        if {w.tag for w in self.tags} & set(scores):
+            raise ValueError("anomaly.tags: a score tag cannot also be watched")
+        return self
+
+
+__all__ = ["AnomalyConfig", "BearingConfig", "MachineConfig", "MaintenanceConfig", "ModelChoice", "WatchedTag"]
