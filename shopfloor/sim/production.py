@@ -154,12 +154,28 @@ class ProductionLine:
         self._conveyor_state: int | None = None
         self._robot_down: bool | None = None
         self._robot_count = 0.0
+        self._ts = 0
+        self._closed = False
         self._belt: deque[tuple[str, int, bool]] = deque()  # parts waiting for the robot: serial, cnc, good
         self._boxes: dict[str, list[str]] = {}
         self.serials = 0
 
+    def close(self) -> list[dict[str, Any]]:
+        """The line stops for good: its open orders are cancelled (a restarted line releases new ones).
+
+        Without this, a restart on the same MES record left the previous run's orders "running" forever.
+        """
+        out = [{"kind": "order_status", "number": number, "status": "cancelled", "ts_ms": self._ts}
+               for c in self.cncs for number, _ in c.orders]
+        for c in self.cncs:
+            c.orders.clear()
+        self._closed = True
+        return out
+
     def step(self, factory: VirtualFactory) -> list[dict[str, Any]]:
-        ts = factory.now_ns // 1_000_000
+        if self._closed:
+            return []
+        ts = self._ts = factory.now_ns // 1_000_000
         out: list[dict[str, Any]] = []
         if not self._started:
             self._start(factory, ts, out)
@@ -346,8 +362,13 @@ class ProductionExtension:
 
     def stop(self) -> None:
         client, self._client = self._client, None
+        closing = self.line.close()
+        if closing and self.sink is not None:
+            self.sink(closing)
         if client is not None:
-            if self._last is not None and self._connected.is_set():  # the last step's events out first
+            if closing:
+                self._last = client.publish(self.topic, orjson.dumps(closing), qos=1)
+            if self._last is not None and self._connected.is_set():  # the last events out first
                 with contextlib.suppress(RuntimeError, ValueError):
                     self._last.wait_for_publish(2.0)
             client.disconnect()

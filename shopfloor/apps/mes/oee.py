@@ -164,8 +164,10 @@ class OeeSource:
         return raw.ts, raw.value
 
     def machine(
-        self, path: str, start_ns: int, end_ns: int, pri_s: float, planned: Iterable[tuple[int, int]] = ()
+        self, path: str, start_ns: int, end_ns: int, pri_s: float, planned: Iterable[tuple[int, int]] = (),
+        rejects: Mapping[str, int] | None = None,
     ) -> MachineReport:
+        """One machine's report; ``rejects`` is a line's answer from the rejects callback, asked once for all."""
         if end_ns <= start_ns:
             raise MesError("the period must end after it starts")
         if not (pri_s > 0):
@@ -188,7 +190,9 @@ class OeeSource:
         good = self._increase(f"{path}/parts_good", start_ns, end_ns, required=True)
         scrap = self._increase(f"{path}/parts_scrap", start_ns, end_ns, required=False)
         # never more than the machine counted good: its counters and the record may disagree at the edges
-        rejected = float(min(self.rejects([path], start_ns, end_ns).get(path, 0), good)) if self.rejects else 0.0
+        if rejects is None and self.rejects is not None:
+            rejects = self.rejects([path], start_ns, end_ns)
+        rejected = float(min((rejects or {}).get(path, 0), good))
         good, scrap = good - rejected, scrap + rejected
         parent, _, name = path.rpartition("/")
         energy_id = self._tag(f"{parent}/meter-{name}/energy", required=False)
@@ -235,7 +239,8 @@ class OeeSource:
         if missing:
             raise MesError(f"no planned run time per item (PRI) for {', '.join(missing)}")
         planned = list(planned)
-        machines = [self.machine(p, start_ns, end_ns, pri_s[p], planned) for p in paths]
+        rejects = self.rejects(list(paths), start_ns, end_ns) if self.rejects is not None else None
+        machines = [self.machine(p, start_ns, end_ns, pri_s[p], planned, rejects) for p in paths]
         total = machines[0].time
         for m in machines[1:]:
             total = total + m.time

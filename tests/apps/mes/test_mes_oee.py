@@ -59,8 +59,14 @@ def test_parts_rejected_at_a_later_inspection_move_from_good_to_scrap(historian:
     assert r.kpis.quality_ratio == pytest.approx(0.9)
     assert r.kpis.oee_index == pytest.approx(0.8 * 0.9 / 0.96)  # quality was 480 / 500 = 0.96
     assert r.as_dict()["rejected_at_inspection"] == 30
-    line = source(historian, rejects=lambda paths, a, b: {p: 400 for p in paths}).line(
-        [CNC1, CNC2], START, END, {CNC1: 45.0, CNC2: 60.0}, [BREAK])
+    asked_line: list[tuple[str, ...]] = []
+
+    def line_rejects(paths: Sequence[str], start_ns: int, end_ns: int) -> dict[str, int]:
+        asked_line.append(tuple(paths))
+        return {p: 400 for p in paths}
+
+    line = source(historian, rejects=line_rejects).line([CNC1, CNC2], START, END, {CNC1: 45.0, CNC2: 60.0}, [BREAK])
+    assert asked_line == [(CNC1, CNC2)]   # one question to the record for the whole line
     # never more than a machine counted good (the counters and the record can disagree at a period's edges)
     assert [m.rejected for m in line.machines] == [400, 300]
     assert line.as_dict()["rejected_at_inspection"] == 700

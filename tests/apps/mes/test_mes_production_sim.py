@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from shopfloor.apps.mes import genealogy
 from shopfloor.apps.mes.config import MesConfig
 from shopfloor.apps.mes.events import parse_event
 from shopfloor.apps.mes.ingest import Recorder, ensure_master_data
+from shopfloor.apps.mes.models import OrderStatus, WorkOrder
 from shopfloor.apps.mes.service import Mes
 from shopfloor.apps.mes.verify import verify
 from shopfloor.config import parse_plant_config
@@ -128,5 +131,31 @@ def test_recorded_without_rejection(
         assert defaultdict(int, Counter(ev["kind"] for ev in serial["events"]))["inspection"] == 1
         mes.log.seal()
         assert verify(mes.engine, mes.key).ok
+    finally:
+        mes.close()
+
+
+def test_a_stopped_line_cancels_its_open_orders(tmp_path: Path) -> None:
+    events: list[dict[str, Any]] = []
+    ext = ProductionExtension(4, sink=events.extend)
+    factory = VirtualFactory(seed=4, start_ns=START_NS, extensions=[ext])
+    factory.advance(1200)
+    open_orders = {number for c in ext.line.cncs for number, _ in c.orders}
+    assert len(open_orders) >= 2 * len(ext.line.cncs)   # the running order and the next one, per machine
+    ext.stop()   # no broker here: the closing events go to the sink
+    closing = [e for e in events if e["kind"] == "order_status" and e["status"] == "cancelled"]
+    assert {e["number"] for e in closing} == open_orders
+    assert ext.line.step(factory) == [] and ext.line.close() == []   # a closed line says nothing more
+    plant: dict[str, Any] = {}
+    ext.extend_plant(plant)
+    mes = Mes.open(tmp_path, block_size=256)
+    try:
+        ensure_master_data(mes, MesConfig.model_validate(plant["mes"]))
+        recorder = Recorder(mes)
+        assert all(recorder.record(parse_event(e)) for e in events)
+        with Session(mes.engine) as s:
+            statuses = Counter(s.scalars(select(WorkOrder.status)).all())
+        assert statuses[OrderStatus.CANCELLED] == len(open_orders)
+        assert statuses[OrderStatus.RUNNING] == statuses[OrderStatus.RELEASED] == 0
     finally:
         mes.close()
