@@ -266,6 +266,15 @@ def _is_tabu(forward: bool, a: int, b: int, it: int, seq: IntArray, mach: IntArr
 
 
 @numba.njit(cache=True, nogil=True)
+def _relink(x: int, seq: IntArray, start: int, end: int, mpred: IntArray, msucc: IntArray
+            ) -> None:  # pragma: no cover - njit
+    """The machine predecessor and successor of the operation at position x of its machine's [start, end)."""
+    o = seq[x]
+    mpred[o] = seq[x - 1] if x > start else -1
+    msucc[o] = seq[x + 1] if x < end - 1 else -1
+
+
+@numba.njit(cache=True, nogil=True)
 def _apply(forward: bool, a: int, b: int, seq: IntArray, pos: IntArray, mach: IntArray, mstart: IntArray,
            mend: IntArray, mpred: IntArray, msucc: IntArray, local: IntArray, toff: IntArray, tcount: IntArray,
            tabu: IntArray, tabu_until: int) -> None:  # pragma: no cover - njit
@@ -293,12 +302,8 @@ def _apply(forward: bool, a: int, b: int, seq: IntArray, pos: IntArray, mach: In
             pos[o] = x
         seq[a] = v
         pos[v] = a
-    lo = max(a - 1, mstart[m])
-    hi = min(b + 1, mend[m] - 1)
-    for x in range(lo, hi + 1):
-        o = seq[x]
-        mpred[o] = seq[x - 1] if x > mstart[m] else -1
-        msucc[o] = seq[x + 1] if x < mend[m] - 1 else -1
+    for x in range(max(a - 1, mstart[m]), min(b + 1, mend[m] - 1) + 1):
+        _relink(x, seq, mstart[m], mend[m], mpred, msucc)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -396,10 +401,8 @@ def _load(src: IntArray, seq: IntArray, pos: IntArray, mach: IntArray, mstart: I
         seq[x] = src[x]
         pos[src[x]] = x
     for x in range(n):
-        o = seq[x]
-        m = mach[o]
-        mpred[o] = seq[x - 1] if x > mstart[m] else -1
-        msucc[o] = seq[x + 1] if x < mend[m] - 1 else -1
+        m = mach[seq[x]]
+        _relink(x, seq, mstart[m], mend[m], mpred, msucc)
 
 
 @numba.njit(cache=True, nogil=True)

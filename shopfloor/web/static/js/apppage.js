@@ -1,15 +1,9 @@
 // What the apps' polling pages (inspection, maintenance) share: the refresh loop that ends with the page,
-// empty and failed states, row action buttons, and times as the operator's clock shows them.
+// empty and failed states and row action buttons.
 
 import { sendJSON } from "./api.js";
-import { clockTime, dateTime, html } from "./format.js";
+import { html } from "./format.js";
 import { actionFailed, toast } from "./toast.js";
-
-/** Today's times as the clock shows them, older ones with their date; "—" for none. */
-export function when(ms) {
-  if (ms === null || ms === undefined) return "—";
-  return new Date(ms).toDateString() === new Date().toDateString() ? clockTime(ms) : dateTime(ms);
-}
 
 /** Put a message in `box` instead of a table or list that has nothing to show (the text is escaped). */
 export function showEmpty(box, text) {

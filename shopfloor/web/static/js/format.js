@@ -66,6 +66,12 @@ export function dateTime(ms) {
   return ms === null || ms === undefined ? "—" : dateTimeFmt.format(new Date(ms));
 }
 
+/** Today's times as the clock shows them, older ones with their date ("—" for none): lists stay narrow. */
+export function when(ms) {
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return "—";
+  return new Date(ms).toDateString() === new Date().toDateString() ? clockTime(ms) : dateTime(ms);
+}
+
 const STATE_CLASSES = new Set(["running", "idle", "down", "setup"]);
 
 /** CSS class of a state label: the four ISA-95 machine states have their colour, others are neutral. */

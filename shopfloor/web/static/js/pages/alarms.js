@@ -5,7 +5,7 @@ import { alarms, equipmentOf, isUnacked, PRIORITIES, PRIORITY_SHORT, STATE_LABEL
 import { getJSON, sendJSON } from "../api.js";
 import { session } from "../auth.js";
 import { catalog } from "../catalog.js";
-import { clockTime, dateTime, duration, html, humanize, number, raw } from "../format.js";
+import { dateTime, duration, html, humanize, number, raw, when } from "../format.js";
 import { actionFailed, toast } from "../toast.js";
 
 const SHELVE_MINUTES = [[15, "15 min"], [30, "30 min"], [60, "1 h"], [120, "2 h"], [240, "4 h"], [480, "8 h"]];
@@ -16,12 +16,6 @@ const EVENT_LABELS = {
   removed_from_service: "Out of service", returned_to_service: "Back in service", escalated: "Escalated",
   removed: "Removed", rule_created: "Rule created", rule_updated: "Rule changed", rule_deleted: "Rule deleted",
 };
-
-/** Today's times as the clock shows them, older ones with their date: the list stays narrow on a tablet. */
-function when(ms) {
-  if (Number.isNaN(ms)) return "—";
-  return new Date(ms).toDateString() === new Date().toDateString() ? clockTime(ms) : dateTime(ms);
-}
 
 export function title(route) {
   return route.path === "journal" ? "Alarm journal" : "Alarms";

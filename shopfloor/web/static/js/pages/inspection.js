@@ -3,9 +3,9 @@
 // or corrects uncertain verdicts, and the images that could not be used, with the reason.
 
 import { getJSON } from "../api.js";
-import { PageLoop, runAction, showEmpty, showLoadError, when } from "../apppage.js";
+import { PageLoop, runAction, showEmpty, showLoadError } from "../apppage.js";
 import { PALETTE, PLOT_CONFIG, rgba, themeLayout, toPlot } from "../charts.js";
-import { html, humanize, number } from "../format.js";
+import { html, humanize, number, when } from "../format.js";
 
 const POLL_MS = 5000;
 const LATEST = 12;

@@ -3,9 +3,9 @@
 // historian for the machine chosen, and the maintenance work orders with their actions (engineer).
 
 import { getJSON } from "../api.js";
-import { PageLoop, runAction, showEmpty, showLoadError, when } from "../apppage.js";
+import { PageLoop, runAction, showEmpty, showLoadError } from "../apppage.js";
 import { PLOT_CONFIG, themeLayout, toPlot } from "../charts.js";
-import { html, number } from "../format.js";
+import { html, number, when } from "../format.js";
 
 const POLL_MS = 5000;
 const SPANS = { "8h": 8, "24h": 24, "7d": 168 };

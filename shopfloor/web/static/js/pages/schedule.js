@@ -6,7 +6,7 @@
 import { ApiError, getJSON, sendJSON } from "../api.js";
 import { session } from "../auth.js";
 import { PALETTE, PLOT_CONFIG, rgba, stateColor, themeLayout, toPlot } from "../charts.js";
-import { clockTime, dateTime, duration, html, number } from "../format.js";
+import { duration, html, number, when } from "../format.js";
 import { actionFailed, toast } from "../toast.js";
 
 const POLL_MS = 3000;
@@ -19,11 +19,6 @@ const MARKED = new Set(["machine_down", "still_down", "machine_up", "rush_order"
 
 export function title() {
   return "Schedule";
-}
-
-function when(ms) {
-  if (ms === null || ms === undefined) return "—";
-  return new Date(ms).toDateString() === new Date().toDateString() ? clockTime(ms) : dateTime(ms);
 }
 
 function jobColors(body) {
