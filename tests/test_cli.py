@@ -52,6 +52,7 @@ def test_demo_serves_live_data_within_30_s_and_keeps_history(tmp_path: Path) -> 
     assert code == 0, out
     assert f"http://127.0.0.1:{port}/" in out
     assert "Traceback" not in out
+    assert out.rstrip().endswith("shopfloor.cli: stopped"), out  # after every service and store closed
 
     proc = _start_demo(tmp_path / "data", port)
     try:
