@@ -179,11 +179,22 @@ def plot_detections(data: InspectionSet, picks: list[int], heats: dict[int, np.n
     return path
 
 
+def localisation_split(data: InspectionSet, seed: int
+                       ) -> tuple[np.ndarray, np.ndarray, list[GroundTruth], list[int]]:
+    """The split both localisation parts use: stratified 80/20 by file class, the test images' annotated
+    boxes as ground truth (image index = position in the test split), and one test image per class to plot."""
+    idx = np.arange(len(data.labels))
+    train, test = train_test_split(idx, test_size=0.2, stratify=data.labels, random_state=seed)
+    truths = [GroundTruth(k, CLASSES.index(b.label), (b.xmin, b.ymin, b.xmax, b.ymax))
+              for k, i in enumerate(test) for b in data.boxes[i]]
+    picks = [int(test[np.flatnonzero(data.labels[test] == c)[0]]) for c in range(len(CLASSES))]
+    return train, test, truths, picks
+
+
 def run_localise(data: InspectionSet, out: Path, seed: int) -> dict[str, Any]:
     features = cached_features(data, out / "cache")
     cells = cached_cells(data, out / "cache")
-    idx = np.arange(len(data.labels))
-    train, test = train_test_split(idx, test_size=0.2, stratify=data.labels, random_state=seed)
+    train, test, truths, picks = localisation_split(data, seed)
     config = LocaliserConfig(seed=seed)
     start = time.perf_counter()
     oof = out_of_fold_scores(features[train], data.labels[train], seed=seed)
@@ -211,10 +222,7 @@ def run_localise(data: InspectionSet, out: Path, seed: int) -> dict[str, Any]:
         image_cells(image)
         classifier.decision_scores(image_features(image))
     cells_ms = 1000.0 * (time.perf_counter() - start) / len(sample)
-    truths = [GroundTruth(k, CLASSES.index(b.label), (b.xmin, b.ymin, b.xmax, b.ymax))
-              for k, i in enumerate(test) for b in data.boxes[i]]
     map50, aps = mean_average_precision(detections, truths, len(CLASSES))
-    picks = [int(test[np.flatnonzero(data.labels[test] == c)[0]]) for c in range(len(CLASSES))]
     plot = plot_detections(data, picks, heats, dets, out, config.cell)
     meta = artifacts.save(out / "models", "neu-localiser", localiser, dataset="neu-det", data_sha256=data.data_hash,
                           train_seconds=localiser_s, metrics={"map50": map50},
@@ -230,8 +238,7 @@ def run_localise(data: InspectionSet, out: Path, seed: int) -> dict[str, Any]:
 def run_detect(data: InspectionSet, out: Path, seed: int) -> dict[str, Any]:
     from shopfloor.apps.inspection.detector import CnnDetector, DetectorConfig
 
-    idx = np.arange(len(data.labels))
-    train, test = train_test_split(idx, test_size=0.2, stratify=data.labels, random_state=seed)
+    train, test, truths, picks = localisation_split(data, seed)
     config = DetectorConfig(seed=seed)
     start = time.perf_counter()
     with progress_bar("detector training epochs", config.epochs) as advance:
@@ -241,12 +248,9 @@ def run_detect(data: InspectionSet, out: Path, seed: int) -> dict[str, Any]:
     start = time.perf_counter()
     found, heat_maps = model.detect(data.images[test])
     infer_ms = 1000.0 * (time.perf_counter() - start) / len(test)
-    truths = [GroundTruth(k, CLASSES.index(b.label), (b.xmin, b.ymin, b.xmax, b.ymax))
-              for k, i in enumerate(test) for b in data.boxes[i]]
     map50, aps = mean_average_precision([d for ds in found for d in ds], truths, len(CLASSES))
     heats = {int(i): heat_maps[k] for k, i in enumerate(test)}
     dets = {int(i): found[k] for k, i in enumerate(test)}
-    picks = [int(test[np.flatnonzero(data.labels[test] == c)[0]]) for c in range(len(CLASSES))]
     plot = plot_detections(data, picks, heats, dets, out, 8, "detector_examples.png")
     meta = artifacts.save(out / "models", "neu-detector", model, dataset="neu-det", data_sha256=data.data_hash,
                           train_seconds=train_s, metrics={"map50": map50},
