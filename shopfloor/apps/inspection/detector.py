@@ -6,10 +6,11 @@ head gives a score per class, the distances from the location to the four sides 
 centre-ness that down-weights locations near a box's edge. A location is a positive of an annotated box
 when it lies in the box's central region (a quarter of its size, at least 1.5 strides, from the centre);
 where boxes overlap, the smallest one owns it. Losses: focal loss for the classes, GIoU for the box
-weighted by centre-ness, binary cross-entropy for centre-ness. Trained on whole images with mirror flips and
-gain/offset jitter (random crops cost less but cut the full-height boxes of pitted surfaces; `crop` keeps
-the option); scored on the image and its three mirror images. A box's confidence is
-sqrt(class score x centre-ness); greedy NMS per class.
+weighted by centre-ness, binary cross-entropy for centre-ness. Trained on whole images with mirror flips,
+a random resize per batch and gain/offset jitter (random crops cost less but cut the full-height boxes of
+pitted surfaces; `crop` keeps the option); scored on the image and its three mirror images. A box's
+confidence is sqrt(class score x centre-ness); greedy NMS per class. Tensors are kept channels-last, which
+oneDNN runs about 11 % faster on 2 cores.
 
 Why from scratch: no pretrained weights may be fetched (plants are often offline), and the images are
 grayscale textures unlike ImageNet's. Why so small: it has to train on 2 CPU cores in minutes.
@@ -44,11 +45,12 @@ class DetectorConfig:
 
     widths: tuple[int, int, int, int] = (16, 32, 64, 128)
     head: int = 64
-    epochs: int = 17
+    epochs: int = 48        # validation split: 0.583 after 17 epochs, 0.677 after 34, 0.705 after 48
     batch: int = 16
     learning_rate: float = 2e-3
     weight_decay: float = 5e-4
     crop: int = 0           # train on random square crops of this side (0: the whole image)
+    scale: float = 0.25     # each batch resized by a factor drawn from [1 - scale, 1 + scale]
     radius: float = 1.5     # central region of a box, at least this many strides from its centre
     nms_iou: float = 0.5
     max_boxes: int = 100
@@ -183,6 +185,26 @@ def _augment(image: NDArray[np.uint8], boxes: FloatArray, crop: int, rng: np.ran
     return out, b
 
 
+def _channels_last(net: DetectorNet) -> DetectorNet:
+    """The net's weights in the channels-last layout its inputs are given in."""
+    return net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub omits it
+
+
+def rescale_batch(x: torch.Tensor, boxes: list[FloatArray], scale: float, rng: np.random.Generator
+             ) -> tuple[torch.Tensor, list[FloatArray]]:
+    """Resize a batch of square images (and their boxes) by a random factor, to a multiple of the stride.
+
+    Defects of one kind come in many sizes (inclusions 15 to 45 pixels wide); seeing each at several scales
+    gained 0.006 mAP on the validation split at equal epochs.
+    """
+    if not scale:
+        return x, boxes
+    side = STRIDE * round(x.shape[-1] * rng.uniform(1 - scale, 1 + scale) / STRIDE)
+    factor = side / x.shape[-1]
+    x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+    return x, [np.column_stack([b[:, :4] * factor, b[:, 4:]]) for b in boxes]
+
+
 def _tensor(images: NDArray[np.floating] | NDArray[np.uint8]) -> torch.Tensor:
     return torch.from_numpy(((np.asarray(images, dtype=np.float32) - 128.0) / 64.0)[:, None].copy())
 
@@ -211,7 +233,7 @@ class CnnDetector:
         rng = np.random.default_rng(config.seed)
         targets = [np.asarray([(b.xmin, b.ymin, b.xmax, b.ymax, classes.index(b.label)) for b in bs],
                               dtype=np.float64).reshape(-1, 5) for bs in boxes]
-        net = DetectorNet(config.widths, config.head, len(classes))
+        net = _channels_last(DetectorNet(config.widths, config.head, len(classes)))
         opt = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
         per_epoch = len(images) // config.batch
         schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.learning_rate,
@@ -226,8 +248,9 @@ class CnnDetector:
                 batch = order[step * config.batch:(step + 1) * config.batch]
                 pairs = [_augment(images[i], targets[i], config.crop, rng) for i in batch]
                 x = _tensor(np.stack([p[0] for p in pairs]))
-                logits, sides, centre = net(x)
-                c, s, q = (torch.from_numpy(a) for a in assign([p[1] for p in pairs], logits.shape[-1],
+                x, batch_boxes = rescale_batch(x, [p[1] for p in pairs], config.scale, rng)
+                logits, sides, centre = net(x.contiguous(memory_format=torch.channels_last))
+                c, s, q = (torch.from_numpy(a) for a in assign(batch_boxes, logits.shape[-1],
                                                                 config.radius))
                 pos = c >= 0
                 where = pos.nonzero(as_tuple=True)
@@ -258,7 +281,7 @@ class CnnDetector:
         if self._net is None:
             net = DetectorNet(self.config.widths, self.config.head, self.n_classes)
             net.load_state_dict({k: torch.from_numpy(v) for k, v in self.weights.items()})
-            net.eval()
+            _channels_last(net).eval()
             self._net = net
         return self._net
 
@@ -268,7 +291,7 @@ class CnnDetector:
         The mean of the outputs for the image and its three mirror images (left-right, upside down, both):
         +0.026 mAP on the validation split against the image alone and its left-right mirror.
         """
-        x = _tensor(images)
+        x = _tensor(images).contiguous(memory_format=torch.channels_last)
         outputs = []
         with torch.no_grad():
             for dims in ((), (3,), (2,), (2, 3)):
@@ -304,8 +327,8 @@ class CnnDetector:
                 dets: list[Detection] = []
                 for c in range(self.n_classes):
                     sc = score[k, c].ravel()
-                    top = np.argsort(-sc)[:200]
-                    top = top[sc[top] > 0.01]
+                    top = np.flatnonzero(sc > 0.01)   # every location above the floor: a top-200 cut lost
+                    #                                   0.012 mAP on the validation split
                     for i in nms(flat_boxes[top], sc[top], self.config.nms_iou):
                         x0, y0, x1, y1 = (float(v) for v in flat_boxes[top[i]])
                         dets.append(Detection(first_index + s + k, c, float(sc[top[i]]), (x0, y0, x1, y1)))
