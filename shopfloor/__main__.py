@@ -1,3 +1,3 @@
-from shopfloor.cli import app
+from shopfloor.cli import main
 
-app()
+main()

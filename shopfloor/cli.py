@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import logging
 import os
@@ -74,19 +75,44 @@ def _serve_api(platform: object, host: str, port: int, on_start: list[object], o
         raise _fail(f"the API could not start on {host}:{port} (see the log above)")
 
 
-def _exit_stopped() -> NoReturn:
-    """Leave at once after a clean stop, skipping the native libraries' own teardown at interpreter exit.
+def _leave(code: int) -> NoReturn:
+    """Flush the logs and the console, then end the process at once with this exit code.
 
-    By now every service, store and server is stopped and closed. Left to the interpreter, Arrow's and DuckDB's
-    thread pools are torn down by static destructors while a worker may still be alive, and now and then that
-    aborts the process ("terminate called without an active exception", apache/arrow#34314): a clean stop
-    would then report exit code 134 to systemd or to the operator.
+    Left to the interpreter, Arrow's and DuckDB's thread pools are torn down by static destructors while a
+    worker may still be alive, and now and then that aborts the process ("terminate called without an active
+    exception", apache/arrow#34314): a finished command would then report exit code 134 to systemd, cron or
+    the operator. Every file and store is closed by the time a command returns.
     """
-    logging.getLogger(__name__).info("stopped")
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a reader gone (`... | head`): nothing more to lose
+            stream.flush()
+    os._exit(code)
+
+
+def _exit_stopped() -> NoReturn:
+    """Leave after a clean stop of demo or serve: every service, store and server is stopped and closed."""
+    logging.getLogger(__name__).info("stopped")
+    _leave(0)
+
+
+def main() -> NoReturn:
+    """The `shopfloor` program: run the command, then leave with its exit code (see `_leave` for why).
+
+    export loads Arrow as demo and serve do; an exception other than an exit still ends through the
+    interpreter, with its traceback.
+    """
+    try:
+        app()
+        code: object = 0
+    except SystemExit as stop:
+        code = stop.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    _leave(code)
 
 
 @app.command()
