@@ -104,15 +104,11 @@ def main() -> NoReturn:
     """
     try:
         app()
-        code: object = 0
     except SystemExit as stop:
-        code = stop.code
-    if code is None:
-        code = 0
-    elif not isinstance(code, int):
-        print(code, file=sys.stderr)
-        code = 1
-    _leave(code)
+        if isinstance(stop.code, str):  # as the interpreter does with sys.exit("message")
+            print(stop.code, file=sys.stderr)
+        _leave(stop.code if isinstance(stop.code, int) else int(stop.code is not None))
+    _leave(0)
 
 
 @app.command()

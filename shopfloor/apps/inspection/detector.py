@@ -191,7 +191,7 @@ def _channels_last(net: DetectorNet) -> DetectorNet:
 
 
 def rescale_batch(x: torch.Tensor, boxes: list[FloatArray], scale: float, rng: np.random.Generator
-             ) -> tuple[torch.Tensor, list[FloatArray]]:
+                  ) -> tuple[torch.Tensor, list[FloatArray]]:
     """Resize a batch of square images (and their boxes) by a random factor, to a multiple of the stride.
 
     Defects of one kind come in many sizes (inclusions 15 to 45 pixels wide); seeing each at several scales
